@@ -1,0 +1,676 @@
+"""Data access: keyword-only functions over a session from `storage.db.session_scope()`.
+
+Each function does one job in as few statements as it can; callers own the transaction.
+Sections: mentions and authors · scoring · cases and the queue · audit · stats.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel
+
+from storage.models import (
+    OPEN_CASE_STATUSES,
+    AuditEvent,
+    Author,
+    Case,
+    CaseStatus,
+    EngagementSnapshot,
+    Mention,
+    Score,
+    TeamMember,
+)
+from storage.types import utcnow
+
+MAX_TEXT_CHARS = 100_000
+UPSERT_BATCH = 2_000
+
+
+# ----------------------------------------------------------------------------- mentions, authors
+
+
+@dataclass(slots=True)
+class AuthorRecord:
+    handle: str
+    external_id: str | None = None
+    display_name: str | None = None
+    followers: int | None = None
+    verified: bool = False
+    bio: str | None = None
+
+
+@dataclass(slots=True)
+class MentionRecord:
+    """One collected post, normalised, as the collectors hand it to storage."""
+
+    platform: str
+    external_id: str
+    text: str = ""
+    clean_text: str | None = None  # HTML removed; defaults to `text`
+    url: str | None = None
+    title: str | None = None
+    lang: str | None = None
+    created_at: datetime | None = None
+    parent_external_id: str | None = None
+    thread_external_id: str | None = None
+    rating: float | None = None
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    observed_at: datetime | None = None
+    matched_reason: str | None = None
+    raw: dict[str, Any] | None = None
+    deleted: bool = False
+    author: AuthorRecord | None = None
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (index in input, why)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+    mention_ids: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, other: UpsertResult, offset: int) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.rejected += [(i + offset, why) for i, why in other.rejected]
+        self.warnings += [(i + offset, why) for i, why in other.warnings]
+        self.mention_ids.update(other.mention_ids)
+
+
+def clean_text_value(value: str | None) -> str | None:
+    """Text the databases accept: no NUL bytes, lone surrogates replaced by U+FFFD."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text_value(value)
+    if isinstance(value, dict):
+        return {str(clean_text_value(str(k))): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def _nonnegative(value: Any) -> int | None:
+    if value is None:
+        return None
+    number = int(value)
+    return max(number, 0)
+
+
+def _validated(index: int, record: MentionRecord, result: UpsertResult) -> MentionRecord | None:
+    """A copy of the record that the database will accept, or None (with the reason recorded)."""
+    platform = clean_text_value(record.platform or "")
+    external_id = clean_text_value(str(record.external_id or ""))
+    if not platform or not external_id:
+        result.rejected.append((index, "missing platform or external_id"))
+        return None
+    if len(external_id) > 300:
+        result.rejected.append((index, "external_id longer than 300 characters"))
+        return None
+    try:
+        text = clean_text_value(record.text or "") or ""
+        clean = clean_text_value(record.clean_text if record.clean_text is not None else text) or ""
+        if len(text) > MAX_TEXT_CHARS or len(clean) > MAX_TEXT_CHARS:
+            result.warnings.append((index, f"text cut to {MAX_TEXT_CHARS} characters"))
+            text, clean = text[:MAX_TEXT_CHARS], clean[:MAX_TEXT_CHARS]
+        for moment in (record.created_at, record.observed_at):
+            if moment is not None and not isinstance(moment, datetime):
+                raise TypeError("created_at/observed_at must be datetimes")
+        author = record.author
+        if author is not None:
+            handle = clean_text_value(author.handle or "")
+            author = (
+                AuthorRecord(
+                    handle=handle[:300],
+                    external_id=clean_text_value(author.external_id),
+                    display_name=(clean_text_value(author.display_name) or "")[:500] or None,
+                    followers=_nonnegative(author.followers),
+                    verified=bool(author.verified),
+                    bio=clean_text_value(author.bio),
+                )
+                if handle
+                else None
+            )
+        return MentionRecord(
+            platform=platform[:50],
+            external_id=external_id,
+            text="" if record.deleted else text,
+            clean_text="" if record.deleted else clean,
+            url=(clean_text_value(record.url) or "")[:2000] or None,
+            title=(clean_text_value(record.title) or "")[:1000] or None,
+            lang=(clean_text_value(record.lang) or "")[:20] or None,
+            created_at=record.created_at,
+            parent_external_id=(clean_text_value(record.parent_external_id) or "")[:300] or None,
+            thread_external_id=(clean_text_value(record.thread_external_id) or "")[:300] or None,
+            rating=float(record.rating) if record.rating is not None else None,
+            likes=_nonnegative(record.likes),
+            reposts=_nonnegative(record.reposts),
+            replies=_nonnegative(record.replies),
+            observed_at=record.observed_at,
+            matched_reason=(clean_text_value(record.matched_reason) or "")[:500] or None,
+            raw=_clean_json(record.raw) if record.raw is not None else None,
+            deleted=bool(record.deleted),
+            author=author,
+        )
+    except (TypeError, ValueError) as exc:
+        result.rejected.append((index, f"invalid field: {exc}"))
+        return None
+
+
+def _insert_for(session: Session, model: type[SQLModel]) -> Any:
+    dialect = session.get_bind().dialect.name
+    table = model.__table__  # type: ignore[attr-defined]
+    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
+def _upsert_authors(
+    session: Session, records: Sequence[MentionRecord]
+) -> dict[tuple[str, str], int]:
+    latest: dict[tuple[str, str], AuthorRecord] = {}
+    for record in records:
+        if record.author is not None:
+            latest[(record.platform, record.author.handle)] = record.author
+    if not latest:
+        return {}
+    now = utcnow()
+    rows = [
+        {
+            "platform": platform,
+            "handle": handle,
+            "external_id": a.external_id,
+            "display_name": a.display_name,
+            "followers": a.followers,
+            "verified": a.verified,
+            "bio": a.bio,
+            "vip": False,
+            "journalist": False,
+            "updated_at": now,
+        }
+        for (platform, handle), a in latest.items()
+    ]
+    stmt = _insert_for(session, Author)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["platform", "handle"],
+        set_={
+            "external_id": func.coalesce(excluded.external_id, Author.external_id),
+            "display_name": func.coalesce(excluded.display_name, Author.display_name),
+            "followers": func.coalesce(excluded.followers, Author.followers),
+            "verified": excluded.verified,
+            "bio": func.coalesce(excluded.bio, Author.bio),
+            "updated_at": excluded.updated_at,
+        },
+    )
+    session.execute(stmt, rows)
+    keys = list(latest)
+    found = session.execute(
+        select(Author.platform, Author.handle, Author.id).where(
+            tuple_(Author.platform, Author.handle).in_(keys)
+        )
+    ).all()
+    return {(p, h): i for p, h, i in found}
+
+
+def _existing_mentions(
+    session: Session, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    if not keys:
+        return {}
+    found = session.execute(
+        select(Mention.platform, Mention.external_id, Mention.id).where(
+            tuple_(Mention.platform, Mention.external_id).in_(keys)
+        )
+    ).all()
+    return {(p, e): i for p, e, i in found}
+
+
+def _upsert_batch(
+    session: Session,
+    records: Sequence[tuple[int, MentionRecord]],
+    *,
+    source_id: int | None,
+    brand_id: int | None,
+) -> UpsertResult:
+    result = UpsertResult()
+    # The last copy of a post within one batch wins (a page can repeat a post).
+    unique: dict[tuple[str, str], MentionRecord] = {}
+    for _, record in records:
+        unique[(record.platform, record.external_id)] = record
+    author_ids = _upsert_authors(session, list(unique.values()))
+    existing = _existing_mentions(session, list(unique))
+    now = utcnow()
+    rows = []
+    for key, r in unique.items():
+        rows.append(
+            {
+                "platform": r.platform,
+                "external_id": r.external_id,
+                "source_id": source_id,
+                "brand_id": brand_id,
+                "url": r.url,
+                "text": r.text,
+                "clean_text": r.clean_text,
+                "title": r.title,
+                "lang": r.lang,
+                "author_id": author_ids.get((r.platform, r.author.handle)) if r.author else None,
+                "created_at": r.created_at,
+                "collected_at": now,
+                "parent_external_id": r.parent_external_id,
+                "thread_external_id": r.thread_external_id,
+                "rating": r.rating,
+                "likes": r.likes,
+                "reposts": r.reposts,
+                "replies": r.replies,
+                "engagement_observed_at": r.observed_at or now,
+                "matched_reason": r.matched_reason,
+                "raw": r.raw,
+                "deleted": r.deleted,
+                "scored": False,
+            }
+        )
+        if key in existing:
+            result.updated += 1
+        else:
+            result.inserted += 1
+    stmt = _insert_for(session, Mention)
+    excluded = stmt.excluded
+    newer = or_(
+        Mention.engagement_observed_at.is_(None),
+        excluded.engagement_observed_at >= Mention.engagement_observed_at,
+    )
+
+    def newest(column: str) -> Any:
+        return case(
+            (newer, func.coalesce(excluded[column], Mention.__table__.c[column])),
+            else_=Mention.__table__.c[column],
+        )
+
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["platform", "external_id"],
+        set_={
+            "text": case((Mention.deleted, ""), else_=excluded.text),
+            "clean_text": case((Mention.deleted, ""), else_=excluded.clean_text),
+            "url": func.coalesce(excluded.url, Mention.url),
+            "title": func.coalesce(excluded.title, Mention.title),
+            "lang": func.coalesce(excluded.lang, Mention.lang),
+            "author_id": func.coalesce(excluded.author_id, Mention.author_id),
+            "source_id": func.coalesce(Mention.source_id, excluded.source_id),
+            "brand_id": func.coalesce(Mention.brand_id, excluded.brand_id),
+            "rating": func.coalesce(excluded.rating, Mention.rating),
+            "likes": newest("likes"),
+            "reposts": newest("reposts"),
+            "replies": newest("replies"),
+            "engagement_observed_at": case(
+                (newer, excluded.engagement_observed_at), else_=Mention.engagement_observed_at
+            ),
+            "raw": func.coalesce(excluded.raw, Mention.raw),
+            # Once deleted at the source, a post stays deleted and textless.
+            "deleted": or_(Mention.deleted, excluded.deleted),
+        },
+    )
+    session.execute(stmt, rows)
+    ids = _existing_mentions(session, list(unique))
+    result.mention_ids = ids
+    snapshots = [
+        {
+            "mention_id": ids[(r.platform, r.external_id)],
+            "observed_at": r.observed_at or now,
+            "likes": r.likes,
+            "reposts": r.reposts,
+            "replies": r.replies,
+        }
+        for r in unique.values()
+        if (r.likes, r.reposts, r.replies) != (None, None, None)
+    ]
+    if snapshots:
+        session.execute(EngagementSnapshot.__table__.insert(), snapshots)  # type: ignore[attr-defined]
+    deleted_ids = [ids[(r.platform, r.external_id)] for r in unique.values() if r.deleted]
+    if deleted_ids:
+        session.execute(
+            update(Mention).where(Mention.id.in_(deleted_ids)).values(text="", clean_text="")  # type: ignore[union-attr]
+        )
+    return result
+
+
+def upsert_mentions(
+    session: Session,
+    *,
+    records: Iterable[MentionRecord],
+    source_id: int | None = None,
+    brand_id: int | None = None,
+    batch_size: int = UPSERT_BATCH,
+) -> UpsertResult:
+    """Store posts idempotently on `(platform, external_id)`.
+
+    A record the database cannot take is left out with its reason in `rejected`; the others are
+    stored. Engagement counts seen again are kept as a new `EngagementSnapshot`, and the mention
+    keeps the most recently observed counts.
+    """
+    total = UpsertResult()
+    indexed = enumerate(records)
+    offset = 0
+    while chunk := list(itertools.islice(indexed, batch_size)):
+        checked = UpsertResult()
+        valid = [(i, v) for i, r in chunk if (v := _validated(i, r, checked)) is not None]
+        total.rejected += checked.rejected
+        total.warnings += checked.warnings
+        if valid:
+            total.add(_upsert_batch(session, valid, source_id=source_id, brand_id=brand_id), 0)
+        offset += len(chunk)
+    return total
+
+
+def mark_mentions_deleted(session: Session, *, platform: str, external_ids: Sequence[str]) -> int:
+    """A post deleted at its source: flag it and drop its text (platform terms require it)."""
+    if not external_ids:
+        return 0
+    outcome = session.execute(
+        update(Mention)
+        .where(Mention.platform == platform, Mention.external_id.in_(external_ids))  # type: ignore[attr-defined]
+        .values(deleted=True, text="", clean_text="", raw=None)
+    )
+    return int(outcome.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def unscored_mentions(session: Session, *, limit: int = 256, after_id: int = 0) -> list[Mention]:
+    """The next batch of mentions without a score, oldest first (authors loaded alongside)."""
+    stmt = (
+        select(Mention)
+        .where(Mention.scored.is_(False), Mention.deleted.is_(False), Mention.id > after_id)  # type: ignore[attr-defined,operator]
+        .order_by(Mention.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def authors_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Author]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(select(Author).where(Author.id.in_(wanted))).scalars()  # type: ignore[union-attr]
+    return {a.id: a for a in rows if a.id is not None}
+
+
+def latest_scores(session: Session, *, mention_ids: Iterable[int]) -> dict[int, Score]:
+    """The most recent score of each mention."""
+    wanted = list(set(mention_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Score).where(Score.mention_id.in_(wanted)).order_by(Score.scored_at)  # type: ignore[attr-defined,arg-type]
+    ).scalars()
+    return {s.mention_id: s for s in rows}
+
+
+# ----------------------------------------------------------------------------- cases, queue
+
+
+@dataclass(slots=True)
+class QueueFilters:
+    statuses: Sequence[str] = tuple(OPEN_CASE_STATUSES)
+    platforms: Sequence[str] = ()
+    languages: Sequence[str] = ()
+    tiers: Sequence[str] = ()
+    brand_ids: Sequence[int] = ()
+    assignee_id: int | None = None
+    unassigned_only: bool = False
+
+
+@dataclass(slots=True)
+class QueueRow:
+    case: Case
+    mention: Mention | None
+    author: Author | None
+    score: Score | None
+    assignee: TeamMember | None
+
+
+def triage_queue(
+    session: Session,
+    *,
+    filters: QueueFilters | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[QueueRow]:
+    """One page of the queue, highest priority first, with what a row shows loaded in bulk."""
+    f = filters or QueueFilters()
+    conditions = [Case.status.in_(list(f.statuses))] if f.statuses else []  # type: ignore[attr-defined]
+    if f.platforms:
+        conditions.append(Case.platform.in_(list(f.platforms)))  # type: ignore[union-attr]
+    if f.languages:
+        conditions.append(Case.lang.in_(list(f.languages)))  # type: ignore[union-attr]
+    if f.tiers:
+        conditions.append(Case.urgency_tier.in_(list(f.tiers)))  # type: ignore[attr-defined]
+    if f.brand_ids:
+        conditions.append(Case.brand_id.in_(list(f.brand_ids)))  # type: ignore[union-attr]
+    if f.assignee_id is not None:
+        conditions.append(Case.assignee_id == f.assignee_id)
+    if f.unassigned_only:
+        conditions.append(Case.assignee_id.is_(None))  # type: ignore[union-attr]
+    stmt = (
+        select(Case)
+        .where(and_(True, *conditions))
+        .order_by(Case.priority.desc(), Case.id)  # type: ignore[attr-defined]
+        .limit(limit)
+        .offset(offset)
+    )
+    cases = list(session.execute(stmt).scalars())
+    return _queue_rows(session, cases)
+
+
+def _queue_rows(session: Session, cases: Sequence[Case]) -> list[QueueRow]:
+    mention_ids = [c.mention_id for c in cases if c.mention_id is not None]
+    mentions = (
+        {
+            m.id: m
+            for m in session.execute(select(Mention).where(Mention.id.in_(mention_ids))).scalars()  # type: ignore[union-attr]
+        }
+        if mention_ids
+        else {}
+    )
+    authors = authors_by_id(session, ids=[m.author_id for m in mentions.values() if m.author_id])
+    scores = latest_scores(session, mention_ids=mention_ids)
+    member_ids = {c.assignee_id for c in cases if c.assignee_id is not None}
+    members = (
+        {
+            m.id: m
+            for m in session.execute(
+                select(TeamMember).where(TeamMember.id.in_(member_ids))
+            ).scalars()  # type: ignore[union-attr]
+        }
+        if member_ids
+        else {}
+    )
+    rows = []
+    for c in cases:
+        mention = mentions.get(c.mention_id) if c.mention_id is not None else None
+        rows.append(
+            QueueRow(
+                case=c,
+                mention=mention,
+                author=authors.get(mention.author_id) if mention and mention.author_id else None,
+                score=scores.get(c.mention_id) if c.mention_id is not None else None,
+                assignee=members.get(c.assignee_id) if c.assignee_id is not None else None,
+            )
+        )
+    return rows
+
+
+def count_queue(session: Session, *, filters: QueueFilters | None = None) -> int:
+    f = filters or QueueFilters()
+    stmt = select(func.count()).select_from(Case)
+    if f.statuses:
+        stmt = stmt.where(Case.status.in_(list(f.statuses)))  # type: ignore[attr-defined]
+    return int(session.execute(stmt).scalar_one())
+
+
+@dataclass(slots=True)
+class ClaimResult:
+    won: bool
+    case: Case | None
+    holder_id: int | None  # who holds the case now (the winner, or whoever beat us)
+    reason: str = ""
+
+
+def claim_case(
+    session: Session,
+    *,
+    case_id: int,
+    member_id: int,
+    expected_version: int | None = None,
+    actor: str | None = None,
+) -> ClaimResult:
+    """Take a case, atomically: one conditional UPDATE, so two claimers can never both win.
+
+    With `expected_version`, the claim also fails when anything changed the case since the caller
+    read it (optimistic locking).
+    """
+    current = session.get(Case, case_id, populate_existing=True)
+    if current is None:
+        return ClaimResult(False, None, None, "no such case")
+    version = expected_version if expected_version is not None else current.version
+    claimable = [CaseStatus.new, CaseStatus.assigned]
+    outcome = session.execute(
+        update(Case)
+        .where(
+            Case.id == case_id,  # type: ignore[arg-type]
+            Case.version == version,  # type: ignore[arg-type]
+            Case.status.in_(claimable),  # type: ignore[attr-defined]
+            or_(Case.assignee_id.is_(None), Case.assignee_id == member_id),  # type: ignore[union-attr]
+        )
+        .values(
+            assignee_id=member_id,
+            status=CaseStatus.assigned,
+            version=Case.version + 1,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    refreshed = session.get(Case, case_id, populate_existing=True)
+    if outcome.rowcount != 1:  # type: ignore[attr-defined]
+        holder = refreshed.assignee_id if refreshed else None
+        why = "held by another member" if holder not in (None, member_id) else "case changed"
+        return ClaimResult(False, refreshed, holder, why)
+    add_audit_event(
+        session,
+        action="case.claimed",
+        entity_type="case",
+        entity_id=case_id,
+        actor_id=member_id,
+        actor=actor,
+        details={"version": version + 1},
+    )
+    return ClaimResult(True, refreshed, member_id)
+
+
+def update_case_guarded(
+    session: Session,
+    *,
+    case_id: int,
+    expected_version: int,
+    values: dict[str, Any],
+    action: str,
+    actor_id: int | None = None,
+    actor: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Case | None:
+    """Change a case only if nobody changed it since `expected_version`; audit the change.
+
+    Returns the updated case, or None when the version moved on (the caller reloads and decides).
+    """
+    outcome = session.execute(
+        update(Case)
+        .where(Case.id == case_id, Case.version == expected_version)  # type: ignore[arg-type]
+        .values(**values, version=Case.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if outcome.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    add_audit_event(
+        session,
+        action=action,
+        entity_type="case",
+        entity_id=case_id,
+        actor_id=actor_id,
+        actor=actor,
+        details={**(details or {}), **{k: _jsonable(v) for k, v in values.items()}},
+    )
+    return session.get(Case, case_id, populate_existing=True)
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def add_audit_event(
+    session: Session,
+    *,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    actor_id: int | None = None,
+    actor: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor_id=actor_id,
+        actor=actor or (f"member:{actor_id}" if actor_id is not None else "system"),
+        details=details or {},
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def audit_events(
+    session: Session, *, entity_type: str, entity_id: int, limit: int = 200
+) -> list[AuditEvent]:
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == entity_id)  # type: ignore[arg-type]
+        .order_by(AuditEvent.created_at, AuditEvent.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+# ----------------------------------------------------------------------------- stats
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    """Row counts of every table (for `tocsin db stats`)."""
+    counts = {}
+    for name, table in sorted(SQLModel.metadata.tables.items()):
+        counts[name] = int(session.execute(select(func.count()).select_from(table)).scalar_one())
+    return counts
