@@ -126,13 +126,27 @@ class AlertsConfig(_Section):
 
 class ReportsConfig(_Section):
     readers: list[str] = Field(default_factory=list)
-    weekday: int = 0  # Monday
-    time: str = "08:00"
+    weekday: int = Field(default=0, ge=0, le=6)  # Monday = 0; in `timezone`
+    time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    out_dir: Path | None = None  # default: <data_dir>/reports
+    top_posts: int = Field(default=5, ge=1)
+    themes: int = Field(default=5, ge=1)
 
 
 class RetentionConfig(_Section):
-    raw_days: int = 90
-    author_days: int = 365
+    raw_days: int = Field(default=90, ge=1)
+    author_days: int = Field(default=365, ge=1)
+    purge_time: str = Field(default="03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ServiceConfig(_Section):
+    """`tocsin run`: how often the pipeline stages run and how jobs are shared between hosts."""
+
+    pipeline_seconds: int = Field(default=60, ge=1)  # score, incidents, route, alerts, outbox
+    lock_lease_seconds: int = Field(default=120, ge=5)  # renewed while a job runs
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    workers: int = Field(default=4, ge=1)
+    score_batch: int = Field(default=256, ge=1)
 
 
 class ModelConfig(_Section):
@@ -171,6 +185,7 @@ class Settings(BaseSettings):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     board: BoardConfig = Field(default_factory=BoardConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
 
     @field_validator("timezone")
     @classmethod
