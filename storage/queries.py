@@ -10,22 +10,32 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, SQLModel
+from sqlalchemy.engine import CursorResult
+from sqlmodel import Session, SQLModel, col
 
 from storage.models import (
     OPEN_CASE_STATUSES,
+    Alert,
     AuditEvent,
     Author,
+    Brand,
     Case,
+    CaseNote,
     CaseStatus,
+    CaseView,
     EngagementSnapshot,
+    Feedback,
+    Incident,
     Mention,
+    Reply,
+    ReportRun,
     Score,
+    SupportTask,
     TeamMember,
 )
 from storage.types import utcnow
@@ -177,9 +187,16 @@ def _validated(index: int, record: MentionRecord, result: UpsertResult) -> Menti
         return None
 
 
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+MENTION = _table(Mention)
+
+
 def _insert_for(session: Session, model: type[SQLModel]) -> Any:
     dialect = session.get_bind().dialect.name
-    table = model.__table__  # type: ignore[attr-defined]
+    table = _table(model)
     return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
 
 
@@ -224,7 +241,7 @@ def _upsert_authors(
     session.execute(stmt, rows)
     keys = list(latest)
     found = session.execute(
-        select(Author.platform, Author.handle, Author.id).where(
+        select(col(Author.platform), col(Author.handle), col(Author.id)).where(
             tuple_(Author.platform, Author.handle).in_(keys)
         )
     ).all()
@@ -237,7 +254,7 @@ def _existing_mentions(
     if not keys:
         return {}
     found = session.execute(
-        select(Mention.platform, Mention.external_id, Mention.id).where(
+        select(col(Mention.platform), col(Mention.external_id), col(Mention.id)).where(
             tuple_(Mention.platform, Mention.external_id).in_(keys)
         )
     ).all()
@@ -295,21 +312,21 @@ def _upsert_batch(
     stmt = _insert_for(session, Mention)
     excluded = stmt.excluded
     newer = or_(
-        Mention.engagement_observed_at.is_(None),
+        col(Mention.engagement_observed_at).is_(None),
         excluded.engagement_observed_at >= Mention.engagement_observed_at,
     )
 
     def newest(column: str) -> Any:
         return case(
-            (newer, func.coalesce(excluded[column], Mention.__table__.c[column])),
-            else_=Mention.__table__.c[column],
+            (newer, func.coalesce(excluded[column], MENTION.c[column])),
+            else_=MENTION.c[column],
         )
 
     stmt = stmt.on_conflict_do_update(
         index_elements=["platform", "external_id"],
         set_={
-            "text": case((Mention.deleted, ""), else_=excluded.text),
-            "clean_text": case((Mention.deleted, ""), else_=excluded.clean_text),
+            "text": case((MENTION.c.deleted, ""), else_=excluded.text),
+            "clean_text": case((MENTION.c.deleted, ""), else_=excluded.clean_text),
             "url": func.coalesce(excluded.url, Mention.url),
             "title": func.coalesce(excluded.title, Mention.title),
             "lang": func.coalesce(excluded.lang, Mention.lang),
@@ -325,7 +342,7 @@ def _upsert_batch(
             ),
             "raw": func.coalesce(excluded.raw, Mention.raw),
             # Once deleted at the source, a post stays deleted and textless.
-            "deleted": or_(Mention.deleted, excluded.deleted),
+            "deleted": or_(MENTION.c.deleted, excluded.deleted),
         },
     )
     session.execute(stmt, rows)
@@ -343,11 +360,11 @@ def _upsert_batch(
         if (r.likes, r.reposts, r.replies) != (None, None, None)
     ]
     if snapshots:
-        session.execute(EngagementSnapshot.__table__.insert(), snapshots)  # type: ignore[attr-defined]
+        session.execute(_table(EngagementSnapshot).insert(), snapshots)
     deleted_ids = [ids[(r.platform, r.external_id)] for r in unique.values() if r.deleted]
     if deleted_ids:
         session.execute(
-            update(Mention).where(Mention.id.in_(deleted_ids)).values(text="", clean_text="")  # type: ignore[union-attr]
+            update(Mention).where(col(Mention.id).in_(deleted_ids)).values(text="", clean_text="")
         )
     return result
 
@@ -386,10 +403,10 @@ def mark_mentions_deleted(session: Session, *, platform: str, external_ids: Sequ
         return 0
     outcome = session.execute(
         update(Mention)
-        .where(Mention.platform == platform, Mention.external_id.in_(external_ids))  # type: ignore[attr-defined]
+        .where(col(Mention.platform) == platform, col(Mention.external_id).in_(external_ids))
         .values(deleted=True, text="", clean_text="", raw=None)
     )
-    return int(outcome.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast(CursorResult[Any], outcome).rowcount or 0)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -399,8 +416,12 @@ def unscored_mentions(session: Session, *, limit: int = 256, after_id: int = 0) 
     """The next batch of mentions without a score, oldest first (authors loaded alongside)."""
     stmt = (
         select(Mention)
-        .where(Mention.scored.is_(False), Mention.deleted.is_(False), Mention.id > after_id)  # type: ignore[attr-defined,operator]
-        .order_by(Mention.id)  # type: ignore[arg-type]
+        .where(
+            col(Mention.scored).is_(False),
+            col(Mention.deleted).is_(False),
+            col(Mention.id) > after_id,
+        )
+        .order_by(col(Mention.id))
         .limit(limit)
     )
     return list(session.execute(stmt).scalars())
@@ -410,7 +431,7 @@ def authors_by_id(session: Session, *, ids: Iterable[int]) -> dict[int, Author]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    rows = session.execute(select(Author).where(Author.id.in_(wanted))).scalars()  # type: ignore[union-attr]
+    rows = session.execute(select(Author).where(col(Author.id).in_(wanted))).scalars()
     return {a.id: a for a in rows if a.id is not None}
 
 
@@ -420,7 +441,7 @@ def latest_scores(session: Session, *, mention_ids: Iterable[int]) -> dict[int, 
     if not wanted:
         return {}
     rows = session.execute(
-        select(Score).where(Score.mention_id.in_(wanted)).order_by(Score.scored_at)  # type: ignore[attr-defined,arg-type]
+        select(Score).where(col(Score.mention_id).in_(wanted)).order_by(col(Score.scored_at))
     ).scalars()
     return {s.mention_id: s for s in rows}
 
@@ -457,23 +478,25 @@ def triage_queue(
 ) -> list[QueueRow]:
     """One page of the queue, highest priority first, with what a row shows loaded in bulk."""
     f = filters or QueueFilters()
-    conditions = [Case.status.in_(list(f.statuses))] if f.statuses else []  # type: ignore[attr-defined]
+    conditions: list[ColumnElement[bool]] = []
+    if f.statuses:
+        conditions.append(col(Case.status).in_(list(f.statuses)))
     if f.platforms:
-        conditions.append(Case.platform.in_(list(f.platforms)))  # type: ignore[union-attr]
+        conditions.append(col(Case.platform).in_(list(f.platforms)))
     if f.languages:
-        conditions.append(Case.lang.in_(list(f.languages)))  # type: ignore[union-attr]
+        conditions.append(col(Case.lang).in_(list(f.languages)))
     if f.tiers:
-        conditions.append(Case.urgency_tier.in_(list(f.tiers)))  # type: ignore[attr-defined]
+        conditions.append(col(Case.urgency_tier).in_(list(f.tiers)))
     if f.brand_ids:
-        conditions.append(Case.brand_id.in_(list(f.brand_ids)))  # type: ignore[union-attr]
+        conditions.append(col(Case.brand_id).in_(list(f.brand_ids)))
     if f.assignee_id is not None:
-        conditions.append(Case.assignee_id == f.assignee_id)
+        conditions.append(col(Case.assignee_id) == f.assignee_id)
     if f.unassigned_only:
-        conditions.append(Case.assignee_id.is_(None))  # type: ignore[union-attr]
+        conditions.append(col(Case.assignee_id).is_(None))
     stmt = (
         select(Case)
         .where(and_(True, *conditions))
-        .order_by(Case.priority.desc(), Case.id)  # type: ignore[attr-defined]
+        .order_by(col(Case.priority).desc(), col(Case.id))
         .limit(limit)
         .offset(offset)
     )
@@ -486,7 +509,9 @@ def _queue_rows(session: Session, cases: Sequence[Case]) -> list[QueueRow]:
     mentions = (
         {
             m.id: m
-            for m in session.execute(select(Mention).where(Mention.id.in_(mention_ids))).scalars()  # type: ignore[union-attr]
+            for m in session.execute(
+                select(Mention).where(col(Mention.id).in_(mention_ids))
+            ).scalars()
         }
         if mention_ids
         else {}
@@ -498,8 +523,8 @@ def _queue_rows(session: Session, cases: Sequence[Case]) -> list[QueueRow]:
         {
             m.id: m
             for m in session.execute(
-                select(TeamMember).where(TeamMember.id.in_(member_ids))
-            ).scalars()  # type: ignore[union-attr]
+                select(TeamMember).where(col(TeamMember.id).in_(member_ids))
+            ).scalars()
         }
         if member_ids
         else {}
@@ -523,7 +548,7 @@ def count_queue(session: Session, *, filters: QueueFilters | None = None) -> int
     f = filters or QueueFilters()
     stmt = select(func.count()).select_from(Case)
     if f.statuses:
-        stmt = stmt.where(Case.status.in_(list(f.statuses)))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(Case.status).in_(list(f.statuses)))
     return int(session.execute(stmt).scalar_one())
 
 
@@ -556,21 +581,21 @@ def claim_case(
     outcome = session.execute(
         update(Case)
         .where(
-            Case.id == case_id,  # type: ignore[arg-type]
-            Case.version == version,  # type: ignore[arg-type]
-            Case.status.in_(claimable),  # type: ignore[attr-defined]
-            or_(Case.assignee_id.is_(None), Case.assignee_id == member_id),  # type: ignore[union-attr]
+            col(Case.id) == case_id,
+            col(Case.version) == version,
+            col(Case.status).in_(claimable),
+            or_(col(Case.assignee_id).is_(None), col(Case.assignee_id) == member_id),
         )
         .values(
             assignee_id=member_id,
             status=CaseStatus.assigned,
-            version=Case.version + 1,
+            version=col(Case.version) + 1,
             updated_at=utcnow(),
         )
         .execution_options(synchronize_session=False)
     )
     refreshed = session.get(Case, case_id, populate_existing=True)
-    if outcome.rowcount != 1:  # type: ignore[attr-defined]
+    if cast(CursorResult[Any], outcome).rowcount != 1:
         holder = refreshed.assignee_id if refreshed else None
         why = "held by another member" if holder not in (None, member_id) else "case changed"
         return ClaimResult(False, refreshed, holder, why)
@@ -603,11 +628,11 @@ def update_case_guarded(
     """
     outcome = session.execute(
         update(Case)
-        .where(Case.id == case_id, Case.version == expected_version)  # type: ignore[arg-type]
-        .values(**values, version=Case.version + 1, updated_at=utcnow())
+        .where(col(Case.id) == case_id, col(Case.version) == expected_version)
+        .values(**values, version=col(Case.version) + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if outcome.rowcount != 1:  # type: ignore[attr-defined]
+    if cast(CursorResult[Any], outcome).rowcount != 1:
         return None
     add_audit_event(
         session,
@@ -658,8 +683,8 @@ def audit_events(
 ) -> list[AuditEvent]:
     stmt = (
         select(AuditEvent)
-        .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == entity_id)  # type: ignore[arg-type]
-        .order_by(AuditEvent.created_at, AuditEvent.id)  # type: ignore[arg-type]
+        .where(col(AuditEvent.entity_type) == entity_type, col(AuditEvent.entity_id) == entity_id)
+        .order_by(col(AuditEvent.created_at), col(AuditEvent.id))
         .limit(limit)
     )
     return list(session.execute(stmt).scalars())
@@ -674,3 +699,285 @@ def table_counts(session: Session) -> dict[str, int]:
     for name, table in sorted(SQLModel.metadata.tables.items()):
         counts[name] = int(session.execute(select(func.count()).select_from(table)).scalar_one())
     return counts
+
+
+# ----------------------------------------------------------------------------- board
+# Reads and small writes for the Streamlit board (sign-in, team, overview, score corrections).
+
+
+def team_member_by_email(session: Session, *, email: str) -> TeamMember | None:
+    """The member with this email (case-insensitive), active or not."""
+    stmt = select(TeamMember).where(func.lower(TeamMember.email) == email.strip().lower())
+    return session.execute(stmt).scalars().first()
+
+
+def team_members(session: Session, *, active_only: bool = True) -> list[TeamMember]:
+    stmt = select(TeamMember).order_by(col(TeamMember.name))
+    if active_only:
+        stmt = stmt.where(col(TeamMember.active).is_(True))
+    return list(session.execute(stmt).scalars())
+
+
+def set_member_password_hash(session: Session, *, member_id: int, password_hash: str) -> bool:
+    outcome = session.execute(
+        update(TeamMember)
+        .where(col(TeamMember.id) == member_id)
+        .values(password_hash=password_hash)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], outcome).rowcount or 0) == 1
+
+
+def open_load_by_member(session: Session) -> dict[int, int]:
+    """Open cases held by each member."""
+    stmt = (
+        select(col(Case.assignee_id), func.count())
+        .where(
+            col(Case.assignee_id).is_not(None),
+            col(Case.status).in_([str(s) for s in OPEN_CASE_STATUSES]),
+        )
+        .group_by(col(Case.assignee_id))
+    )
+    return {int(member): int(n) for member, n in session.execute(stmt).all()}
+
+
+@dataclass(slots=True)
+class SlaTally:
+    answered: int = 0  # cases with a first response in the window
+    on_time: int = 0  # ... of which before their SLA was due
+    overdue_open: int = 0  # open cases without a response whose SLA has passed
+
+    @property
+    def met_ratio(self) -> float | None:
+        total = self.answered + self.overdue_open
+        return self.on_time / total if total else None
+
+
+def sla_tally_by_member(
+    session: Session, *, since: datetime, now: datetime | None = None
+) -> dict[int | None, SlaTally]:
+    """First-response SLA per assignee (None: unassigned) for cases created since `since`."""
+    moment = now or utcnow()
+    on_time = case(
+        (
+            and_(
+                col(Case.sla_due_at).is_not(None),
+                col(Case.first_response_at) <= col(Case.sla_due_at),
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    overdue = case(
+        (
+            and_(
+                col(Case.first_response_at).is_(None),
+                col(Case.sla_due_at).is_not(None),
+                col(Case.sla_due_at) < moment,
+                col(Case.status).in_([str(s) for s in OPEN_CASE_STATUSES]),
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    answered = case((col(Case.first_response_at).is_not(None), 1), else_=0)
+    stmt = (
+        select(col(Case.assignee_id), func.sum(answered), func.sum(on_time), func.sum(overdue))
+        .where(col(Case.created_at) >= since)
+        .group_by(col(Case.assignee_id))
+    )
+    return {
+        member: SlaTally(int(a or 0), int(o or 0), int(d or 0))
+        for member, a, o, d in session.execute(stmt).all()
+    }
+
+
+def _day(column: Any) -> Any:
+    return func.date(column)
+
+
+def mention_volume_by_day(
+    session: Session, *, since: datetime, brand_id: int | None = None
+) -> list[tuple[str, int]]:
+    """(ISO day, mentions collected that day), oldest first."""
+    day = _day(Mention.created_at)
+    stmt = (
+        select(day, func.count())
+        .where(col(Mention.created_at) >= since, col(Mention.deleted).is_(False))
+        .group_by(day)
+        .order_by(day)
+    )
+    if brand_id is not None:
+        stmt = stmt.where(col(Mention.brand_id) == brand_id)
+    return [(str(d), int(n)) for d, n in session.execute(stmt).all()]
+
+
+@dataclass(slots=True)
+class DailyScores:
+    day: str
+    negative: int
+    neutral: int
+    positive: int
+    mean_risk: float
+    max_risk: float
+
+
+def scores_by_day(
+    session: Session, *, since: datetime, brand_id: int | None = None
+) -> list[DailyScores]:
+    """Sentiment counts and buzz risk per day of posting, from the scores stored."""
+    day = _day(Mention.created_at)
+
+    def count_of(label: str) -> Any:
+        return func.sum(case((col(Score.sentiment_label) == label, 1), else_=0))
+
+    stmt = (
+        select(
+            day,
+            count_of("negative"),
+            count_of("neutral"),
+            count_of("positive"),
+            func.avg(col(Score.buzz_risk)),
+            func.max(col(Score.buzz_risk)),
+        )
+        .join(Mention, col(Mention.id) == col(Score.mention_id))
+        .where(col(Mention.created_at) >= since)
+        .group_by(day)
+        .order_by(day)
+    )
+    if brand_id is not None:
+        stmt = stmt.where(col(Mention.brand_id) == brand_id)
+    return [
+        DailyScores(
+            str(d), int(neg or 0), int(neu or 0), int(pos or 0), float(avg or 0), float(mx or 0)
+        )
+        for d, neg, neu, pos, avg, mx in session.execute(stmt).all()
+    ]
+
+
+def sla_compliance_by_day(
+    session: Session, *, since: datetime, brand_id: int | None = None
+) -> list[tuple[str, int, int]]:
+    """(ISO day, cases answered, answered within SLA) by the day the case opened."""
+    day = _day(Case.created_at)
+    on_time = func.sum(case((col(Case.first_response_at) <= col(Case.sla_due_at), 1), else_=0))
+    stmt = (
+        select(day, func.count(), on_time)
+        .where(col(Case.created_at) >= since, col(Case.first_response_at).is_not(None))
+        .group_by(day)
+        .order_by(day)
+    )
+    if brand_id is not None:
+        stmt = stmt.where(col(Case.brand_id) == brand_id)
+    return [(str(d), int(n), int(ok or 0)) for d, n, ok in session.execute(stmt).all()]
+
+
+def open_incidents(session: Session, *, limit: int = 50) -> list[Incident]:
+    stmt = (
+        select(Incident)
+        .where(col(Incident.status) == "open")
+        .order_by(col(Incident.last_seen_at).desc())
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def recent_report_runs(session: Session, *, limit: int = 20) -> list[ReportRun]:
+    stmt = select(ReportRun).order_by(col(ReportRun.created_at).desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def recent_alerts(session: Session, *, limit: int = 20) -> list[Alert]:
+    stmt = select(Alert).order_by(col(Alert.created_at).desc(), col(Alert.id).desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def brands(session: Session) -> list[Brand]:
+    return list(session.execute(select(Brand).order_by(col(Brand.name))).scalars())
+
+
+def case_platforms_and_languages(session: Session) -> tuple[list[str], list[str]]:
+    """The platforms and languages present among cases (for the queue's filters)."""
+    platforms = session.execute(
+        select(col(Case.platform)).where(col(Case.platform).is_not(None)).distinct()
+    ).scalars()
+    languages = session.execute(
+        select(col(Case.lang)).where(col(Case.lang).is_not(None)).distinct()
+    ).scalars()
+    return sorted(str(p) for p in platforms), sorted(str(lang) for lang in languages)
+
+
+def add_score_feedback(
+    session: Session,
+    *,
+    mention_id: int,
+    member_id: int | None,
+    field_name: str,
+    old_value: str | None,
+    new_value: str,
+    model_version: str | None,
+) -> Feedback:
+    """A team member's correction of one score field (kept for retraining), audited."""
+    feedback = Feedback(
+        mention_id=mention_id,
+        member_id=member_id,
+        field=field_name,
+        old_value=old_value,
+        new_value=new_value,
+        model_version=model_version,
+    )
+    session.add(feedback)
+    session.flush()
+    add_audit_event(
+        session,
+        action="score.corrected",
+        entity_type="mention",
+        entity_id=mention_id,
+        actor_id=member_id,
+        details={"field": field_name, "old": old_value, "new": new_value},
+    )
+    return feedback
+
+
+def feedback_for_mention(session: Session, *, mention_id: int) -> list[Feedback]:
+    stmt = (
+        select(Feedback)
+        .where(col(Feedback.mention_id) == mention_id)
+        .order_by(col(Feedback.created_at), col(Feedback.id))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+# ----------------------------------------------------------------------------- triage rules
+# Reads and small writes for triage/ (cases, routing, replies, intake) and the case page.
+
+
+def touch_case_view(session: Session, *, case_id: int, member_id: int, now: datetime) -> None:
+    """Insert or refresh (case, member)'s "viewing" row."""
+    stmt = _insert_for(session, CaseView).values(case_id=case_id, member_id=member_id, seen_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["case_id", "member_id"], set_={"seen_at": stmt.excluded.seen_at}
+    )
+    session.execute(stmt)
+
+
+def clear_case_view(session: Session, *, case_id: int, member_id: int) -> None:
+    session.execute(
+        _table(CaseView)
+        .delete()
+        .where(col(CaseView.case_id) == case_id, col(CaseView.member_id) == member_id)
+    )
+
+
+def case_viewers(
+    session: Session, *, case_id: int, since: datetime
+) -> list[tuple[TeamMember, datetime]]:
+    """Members who had the case open since `since`, most recent first."""
+    stmt = (
+        select(TeamMember, col(CaseView.seen_at))
+        .join(CaseView, col(CaseView.member_id) == col(TeamMember.id))
+        .where(col(CaseView.case_id) == case_id, col(CaseView.seen_at) >= since)
+        .order_by(col(CaseView.seen_at).desc())
+    )
+    return [(m, seen) for m, seen in session.execute(stmt).all()]
+

@@ -68,9 +68,9 @@ def _mount(name: str) -> None:
     module = importlib.import_module(f"tocsin.commands.{name}")
     sub: typer.Typer = module.app
     single = len(sub.registered_commands) == 1 and not sub.registered_groups
-    if single and sub.registered_callback is None:
-        command = sub.registered_commands[0]
-        app.command(name=name, help=command.help)(command.callback)  # type: ignore[arg-type]
+    command = sub.registered_commands[0] if single else None
+    if command is not None and command.callback is not None and sub.registered_callback is None:
+        app.command(name=name, help=command.help)(command.callback)
     else:
         app.add_typer(sub, name=name)
 

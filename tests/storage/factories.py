@@ -82,3 +82,15 @@ def add_case(
     session.add(case)
     session.flush()
     return case
+
+
+def new_case_id(session: Session, **kwargs: object) -> int:
+    case_id = add_case(session, **kwargs).id  # type: ignore[arg-type]
+    assert case_id is not None
+    return case_id
+
+
+def new_member_id(session: Session, name: str, **extra: object) -> int:
+    member_id = add_member(session, name, **extra).id
+    assert member_id is not None
+    return member_id

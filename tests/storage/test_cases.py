@@ -15,13 +15,13 @@ from storage.queries import (
     triage_queue,
     update_case_guarded,
 )
-from tests.storage.factories import add_case, add_member
+from tests.storage.factories import add_case, new_case_id, new_member_id
 
 
 def test_two_concurrent_claims_have_exactly_one_winner(db_url: str) -> None:
     with session_scope() as session:
-        case_id = add_case(session).id
-        members = [add_member(session, "Ana").id, add_member(session, "Ben").id]
+        case_id = new_case_id(session)
+        members = [new_member_id(session, "Ana"), new_member_id(session, "Ben")]
     barrier = threading.Barrier(2)
     results: dict[int, bool] = {}
 
@@ -48,8 +48,8 @@ def test_two_concurrent_claims_have_exactly_one_winner(db_url: str) -> None:
 
 def test_many_claimers_at_once_still_one_winner(db_url: str) -> None:
     with session_scope() as session:
-        case_id = add_case(session).id
-        members = [add_member(session, f"M{i}").id for i in range(6)]
+        case_id = new_case_id(session)
+        members = [new_member_id(session, f"M{i}") for i in range(6)]
     barrier = threading.Barrier(len(members))
     wins: list[int] = []
 
@@ -72,8 +72,8 @@ def test_many_claimers_at_once_still_one_winner(db_url: str) -> None:
 
 def test_the_loser_learns_who_holds_the_case(db_url: str) -> None:
     with session_scope() as session:
-        case_id = add_case(session).id
-        ana, ben = add_member(session, "Ana").id, add_member(session, "Ben").id
+        case_id = new_case_id(session)
+        ana, ben = new_member_id(session, "Ana"), new_member_id(session, "Ben")
     with session_scope() as session:
         assert claim_case(session, case_id=case_id, member_id=ana).won
     with session_scope() as session:
@@ -83,7 +83,7 @@ def test_the_loser_learns_who_holds_the_case(db_url: str) -> None:
 
 def test_a_stale_version_cannot_change_the_case(db_url: str) -> None:
     with session_scope() as session:
-        case_id = add_case(session).id
+        case_id = new_case_id(session)
     with session_scope() as session:
         first = update_case_guarded(
             session,

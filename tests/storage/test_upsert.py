@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from storage.db import session_scope
 from storage.models import Author, EngagementSnapshot, Mention
@@ -101,7 +102,9 @@ def test_deleted_posts_lose_their_text_and_leave_the_scoring_batch(db_url: str) 
         upsert_mentions(session, records=[mention_record(2, deleted=True)])
     with session_scope() as session:
         pending = unscored_mentions(session, limit=10)
-        deleted = session.execute(select(Mention).where(Mention.deleted.is_(True))).scalars().all()
+        deleted = (
+            session.execute(select(Mention).where(col(Mention.deleted).is_(True))).scalars().all()
+        )
     assert [m.external_id for m in pending] == ["0"]
     assert {m.external_id for m in deleted} == {"1", "2"}
     assert all(m.text == "" and m.clean_text == "" for m in deleted)
