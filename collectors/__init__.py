@@ -1,0 +1,1 @@
+"""Collectors: Scrapy spiders that poll public brand mentions into storage (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""One module per source kind; each defines a `MentionSpider` subclass named after the kind."""
