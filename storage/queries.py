@@ -981,3 +981,31 @@ def case_viewers(
     )
     return [(m, seen) for m, seen in session.execute(stmt).all()]
 
+
+def case_notes(session: Session, *, case_id: int) -> list[CaseNote]:
+    """A case's internal notes, oldest first."""
+    stmt = (
+        select(CaseNote)
+        .where(col(CaseNote.case_id) == case_id)
+        .order_by(col(CaseNote.created_at), col(CaseNote.id))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def case_replies(session: Session, *, case_id: int) -> list[Reply]:
+    """Every reply of a case (drafts included), oldest first."""
+    stmt = (
+        select(Reply)
+        .where(col(Reply.case_id) == case_id)
+        .order_by(col(Reply.created_at), col(Reply.id))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def case_support_tasks(session: Session, *, case_id: int) -> list[SupportTask]:
+    stmt = (
+        select(SupportTask)
+        .where(col(SupportTask.case_id) == case_id)
+        .order_by(col(SupportTask.created_at), col(SupportTask.id))
+    )
+    return list(session.execute(stmt).scalars())

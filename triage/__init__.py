@@ -1,0 +1,1 @@
+"""Triage rules: SLA clocks, priority, intake, routing, cases, replies and publishing (no UI)."""
