@@ -1009,3 +1009,92 @@ def case_support_tasks(session: Session, *, case_id: int) -> list[SupportTask]:
         .order_by(col(SupportTask.created_at), col(SupportTask.id))
     )
     return list(session.execute(stmt).scalars())
+
+
+# ----------------------------------------------------------------------------- collectors
+# Sources and brands from the settings, and each source's incremental state.
+
+from storage.models import Brand as _Brand  # noqa: E402  (this section's imports stay with it)
+from storage.models import Source as _Source  # noqa: E402
+
+# Settings fields a source's incremental state depends on: change one and the cursor starts over.
+_SOURCE_IDENTITY = ("kind", "query", "base_url")
+
+
+def sync_brands(session: Session, *, brands: Sequence[Any]) -> dict[str, int]:
+    """Create or update Brand rows from the settings' `[[brands]]`; returns name -> id."""
+    existing = {b.name: b for b in session.execute(select(_Brand)).scalars()}
+    for config in brands:
+        row = existing.get(config.name) or _Brand(name=config.name)
+        row.keywords = list(config.keywords)
+        row.handles = list(config.handles)
+        row.excluded_terms = list(config.excluded_terms)
+        row.languages = list(config.languages)
+        session.add(row)
+        existing[config.name] = row
+    session.flush()
+    return {name: row.id for name, row in existing.items() if row.id is not None}
+
+
+def sync_sources(
+    session: Session, *, sources: Sequence[Any], brand_ids: dict[str, int]
+) -> list[_Source]:
+    """Create or update Source rows from the settings' `[[sources]]`, keeping their state.
+
+    The cursor, ETag and Last-Modified start over when the kind, query or base URL changed (they
+    described another feed). Rows of sources no longer configured are left alone.
+    """
+    existing = {s.name: s for s in session.execute(select(_Source)).scalars()}
+    synced = []
+    for config in sources:
+        row = existing.get(config.name)
+        if row is None:
+            row = _Source(name=config.name, kind=config.kind)
+        elif any(getattr(row, f) != getattr(config, f) for f in _SOURCE_IDENTITY):
+            row.cursor, row.etag, row.last_modified = {}, None, None
+        row.kind = config.kind
+        row.query = config.query
+        row.base_url = config.base_url
+        row.options = dict(config.options)
+        row.enabled = config.enabled
+        row.interval_minutes = config.interval_minutes
+        row.brand_id = brand_ids.get(config.brand) if config.brand else None
+        session.add(row)
+        synced.append(row)
+    session.flush()
+    return synced
+
+
+def get_source(session: Session, *, name: str) -> _Source | None:
+    return session.execute(select(_Source).where(col(_Source.name) == name)).scalars().first()
+
+
+def get_brand(session: Session, *, brand_id: int) -> _Brand | None:
+    return session.get(_Brand, brand_id)
+
+
+def list_sources(session: Session) -> list[_Source]:
+    return list(session.execute(select(_Source).order_by(col(_Source.name))).scalars())
+
+
+def record_crawl_outcome(
+    session: Session,
+    *,
+    source_id: int,
+    finished_at: datetime,
+    advance: bool,
+    cursor: dict[str, Any] | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    not_before: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Save how a crawl ended. The cursor and validators move only when `advance` is true."""
+    values: dict[str, Any] = {
+        "last_run": finished_at,
+        "last_error": error,
+        "not_before": not_before,
+    }
+    if advance:
+        values.update(cursor=cursor or {}, etag=etag, last_modified=last_modified)
+    session.execute(update(_Source).where(col(_Source.id) == source_id).values(**values))
