@@ -87,9 +87,11 @@ def check_labels(rows: list[dict[str, str]], known: dict[str, set[int]] | None) 
 def check_written(items: list[dict[str, str]]) -> list[str]:
     problems: list[str] = []
     texts: set[str] = set()
-    groups: dict[object, list[str]] = defaultdict(list)
+    group_tier: dict[str, str] = {}
+    group_split: dict[str, str] = {}
+    groups: dict[object, set[str]] = defaultdict(set)
     for line_no, item in enumerate(items, start=1):
-        text = item.get("text", "")
+        text, group = item.get("text", ""), item.get("group", "")
         if not isinstance(text, str) or not text.strip():
             problems.append(f"written line {line_no}: empty text")
             continue
@@ -102,13 +104,18 @@ def check_written(items: list[dict[str, str]]) -> list[str]:
             problems.append(f"written line {line_no}: unknown tier {item.get('tier')!r}")
         if item.get("split") not in SPLITS:
             problems.append(f"written line {line_no}: unknown split {item.get('split')!r}")
-        groups[(item.get("tier"), item.get("lang"))].append(text)
-    expected = expected_splits(groups)
-    for line_no, item in enumerate(items, start=1):
-        text = item.get("text", "")
-        if text in expected and expected[text] != item.get("split"):
-            given = item.get("split")
-            problems.append(f"written line {line_no}: split {given}, rule gives {expected[text]}")
+        if not isinstance(group, str) or not group:
+            problems.append(f"written line {line_no}: no scenario group")
+            continue
+        if group_tier.setdefault(group, item["tier"]) != item["tier"]:
+            problems.append(f"written line {line_no}: group {group} mixes tiers")
+        if group_split.setdefault(group, item["split"]) != item["split"]:
+            problems.append(f"written line {line_no}: group {group} is split across train/val")
+        groups[item["tier"]].add(group)
+    expected = expected_splits({tier: list(keys) for tier, keys in groups.items()})
+    for group, given in group_split.items():
+        if group in expected and expected[group] != given:
+            problems.append(f"written group {group}: split {given}, rule gives {expected[group]}")
     return problems
 
 
