@@ -66,6 +66,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 from twisted.python.failure import Failure
@@ -125,7 +126,8 @@ class MentionSpider(scrapy.Spider):
         self.new_last_modified: str | None = self.source.last_modified
         self.counters: Counter[str] = Counter()
         self.loss_reasons: list[str] = []
-        self.rate_limited_until: datetime | None = None
+        self.rate_limited_until: datetime | None = None  # a long wait stopped this crawl
+        self.not_before_hint: datetime | None = None  # quota spent: start no sooner next time
 
     # ------------------------------------------------------------------ configuration
 
@@ -174,10 +176,12 @@ class MentionSpider(scrapy.Spider):
         meta: Mapping[str, Any] | None = None,
         cb_kwargs: Mapping[str, Any] | None = None,
         dont_filter: bool = True,
+        allow_statuses: tuple[int, ...] = (),
     ) -> scrapy.Request:
         """A request whose failures are logged and counted against this source.
 
-        `params` are added to the query string (None values left out).
+        `params` are added to the query string (None values left out). Responses with a status
+        in `allow_statuses` (304, 404...) reach the callback instead of the error path.
         """
         if params:
             query = urlencode([(k, v) for k, v in params.items() if v is not None], doseq=True)
@@ -190,7 +194,11 @@ class MentionSpider(scrapy.Spider):
             method=method,
             headers=dict(headers or {}),
             body=body,
-            meta={"tocsin_source": self.source.name, **(meta or {})},
+            meta={
+                "tocsin_source": self.source.name,
+                **({"handle_httpstatus_list": list(allow_statuses)} if allow_statuses else {}),
+                **(meta or {}),
+            },
             cb_kwargs=dict(cb_kwargs or {}),
             dont_filter=dont_filter,
         )
@@ -198,6 +206,8 @@ class MentionSpider(scrapy.Spider):
     def on_request_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
+        if failure.check(IgnoreRequest) and self.rate_limited_until is not None:
+            return  # stopped for a rate limit: already logged and counted
         response = getattr(failure.value, "response", None)
         why = f"HTTP {response.status}" if response is not None else failure.getErrorMessage()
         why = why or type(failure.value).__name__
