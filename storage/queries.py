@@ -1011,6 +1011,12 @@ def case_support_tasks(session: Session, *, case_id: int) -> list[SupportTask]:
     return list(session.execute(stmt).scalars())
 
 
+def case_for_mention(session: Session, *, mention_id: int) -> Case | None:
+    """The case opened for a mention, if any (Case.mention_id is unique)."""
+    stmt = select(Case).where(col(Case.mention_id) == mention_id)
+    return session.execute(stmt).scalars().first()
+
+
 # ----------------------------------------------------------------------------- collectors
 # Sources and brands from the settings, and each source's incremental state.
 

@@ -80,12 +80,35 @@ class SlaConfig(_Section):
         return int(getattr(self, f"{tier}_minutes"))
 
 
+class ReplyTemplateConfig(_Section):
+    """A reply macro; variables: {first_name} {handle} {agent} {case_ref} {brand} {dm_link}."""
+
+    name: str
+    lang: str = "en"
+    text: str
+    topic: str | None = None  # shown first for cases of this topic
+
+
+class PublishTarget(_Section):
+    """Where replies are posted on one platform; the token comes from the variable `token_env`."""
+
+    base_url: str = ""
+    token_env: str | None = None
+
+
 class TriageConfig(_Section):
     # A scored mention opens a case when its buzz risk or urgency reaches these.
     case_min_buzz_risk: float = 40.0
     case_min_urgency: Literal["low", "normal", "high", "critical"] = "normal"
     case_on_complaint: bool = True
     auto_assign: bool = True
+    # Extra topic keywords (topic -> words), merged with the built-in ones; routing matches
+    # topics to team members' skills.
+    topics: dict[str, list[str]] = Field(default_factory=dict)
+    templates: list[ReplyTemplateConfig] = Field(default_factory=list)
+    # The brand's own account per platform (handle or numeric id), for DM links.
+    accounts: dict[str, str] = Field(default_factory=dict)
+    publish: dict[str, PublishTarget] = Field(default_factory=dict)
 
 
 class AlertChannelConfig(_Section):

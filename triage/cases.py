@@ -45,6 +45,7 @@ from triage.errors import (
     NotPermitted,
     TriageError,
 )
+from triage.priority import ANSWERED_DROP
 
 OPEN = frozenset({CaseStatus.new, CaseStatus.assigned, CaseStatus.replied, CaseStatus.handed_off})
 CLOSED = frozenset({CaseStatus.resolved, CaseStatus.dismissed})
@@ -295,6 +296,8 @@ def mark_replied(
         values["status"] = CaseStatus.replied.value
     if case.first_response_at is None:
         values["first_response_at"] = when
+        # Answered cases sink below every unanswered one, keeping their own order.
+        values["priority"] = round(case.priority - ANSWERED_DROP, 3)
     return _change(
         session,
         case,
