@@ -948,6 +948,43 @@ def feedback_for_mention(session: Session, *, mention_id: int) -> list[Feedback]
     return list(session.execute(stmt).scalars())
 
 
+def thread_mentions(session: Session, *, mention: Mention, limit: int = 50) -> list[Mention]:
+    """The other posts of the mention's thread (its parent, siblings and replies), oldest first."""
+    keys = {k for k in (mention.thread_external_id, mention.parent_external_id) if k}
+    if not keys:
+        return []
+    stmt = (
+        select(Mention)
+        .where(
+            col(Mention.platform) == mention.platform,
+            col(Mention.id) != mention.id,
+            or_(
+                col(Mention.thread_external_id).in_(keys),
+                col(Mention.external_id).in_(keys),
+            ),
+        )
+        .order_by(col(Mention.created_at), col(Mention.id))
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def author_cases(
+    session: Session, *, author_id: int, exclude_case_id: int | None = None, limit: int = 20
+) -> list[Case]:
+    """Cases opened on this author's posts, newest first (the author's history with us)."""
+    stmt = (
+        select(Case)
+        .join(Mention, col(Mention.id) == col(Case.mention_id))
+        .where(col(Mention.author_id) == author_id)
+        .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+        .limit(limit)
+    )
+    if exclude_case_id is not None:
+        stmt = stmt.where(col(Case.id) != exclude_case_id)
+    return list(session.execute(stmt).scalars())
+
+
 # ----------------------------------------------------------------------------- triage rules
 # Reads and small writes for triage/ (cases, routing, replies, intake) and the case page.
 

@@ -1,0 +1,1 @@
+"""The Streamlit triage board: one module per page (run by `triage_app.py`) and shared helpers."""
