@@ -1054,6 +1054,62 @@ def case_for_mention(session: Session, *, mention_id: int) -> Case | None:
     return session.execute(stmt).scalars().first()
 
 
+def unassigned_new_cases(session: Session, *, limit: int = 200) -> list[Case]:
+    """New cases nobody holds, highest priority first (uses ix_case_status_priority)."""
+    stmt = (
+        select(Case)
+        .where(col(Case.status) == CaseStatus.new, col(Case.assignee_id).is_(None))
+        .order_by(col(Case.priority).desc(), col(Case.id))
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def members_on_shift(session: Session) -> list[TeamMember]:
+    """Active members on shift, by id."""
+    stmt = (
+        select(TeamMember)
+        .where(col(TeamMember.active).is_(True), col(TeamMember.on_shift).is_(True))
+        .order_by(col(TeamMember.id))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def mention_authors(session: Session, *, mention_ids: Iterable[int]) -> dict[int, int]:
+    """mention id -> author id, for the mentions that have an author."""
+    wanted = list(set(mention_ids))
+    if not wanted:
+        return {}
+    stmt = select(col(Mention.id), col(Mention.author_id)).where(
+        col(Mention.id).in_(wanted), col(Mention.author_id).is_not(None)
+    )
+    return {int(m): int(a) for m, a in session.execute(stmt).all()}
+
+
+def replies_by_member_to_authors(
+    session: Session, *, author_ids: Iterable[int]
+) -> dict[int, dict[int, int]]:
+    """author id -> {member id: cases of that author the member sent a reply on}."""
+    wanted = list(set(author_ids))
+    if not wanted:
+        return {}
+    stmt = (
+        select(col(Mention.author_id), col(Reply.member_id), func.count(func.distinct(Case.id)))
+        .join(Case, col(Case.mention_id) == col(Mention.id))
+        .join(Reply, col(Reply.case_id) == col(Case.id))
+        .where(
+            col(Mention.author_id).in_(wanted),
+            col(Reply.status) == "sent",
+            col(Reply.member_id).is_not(None),
+        )
+        .group_by(col(Mention.author_id), col(Reply.member_id))
+    )
+    history: dict[int, dict[int, int]] = {}
+    for author, member, n in session.execute(stmt).all():
+        history.setdefault(int(author), {})[int(member)] = int(n)
+    return history
+
+
 # ----------------------------------------------------------------------------- collectors
 # Sources and brands from the settings, and each source's incremental state.
 

@@ -96,7 +96,11 @@ def open_case(
 
 
 def add_member(session: Session, name: str, **extra: Any) -> TeamMember:
-    values: dict[str, Any] = {"email": f"{name.lower()}@example.org", "on_shift": True}
+    values: dict[str, Any] = {
+        "email": f"{name.lower()}@example.org",
+        "on_shift": True,
+        "languages": ["en"],
+    }
     values.update(extra)
     member = TeamMember(name=name, **values)
     session.add(member)
