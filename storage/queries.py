@@ -1197,3 +1197,378 @@ def record_crawl_outcome(
     if advance:
         values.update(cursor=cursor or {}, etag=etag, last_modified=last_modified)
     session.execute(update(_Source).where(col(_Source.id) == source_id).values(**values))
+
+
+# ---------------------------------------------------------------------- service, reports, data care
+# Job locks for `tocsin run`, the figures of the weekly report, retention purges and exports.
+
+from datetime import timedelta  # noqa: E402  (this section's imports stay with it)
+
+from sqlmodel import col as _col  # noqa: E402
+
+from storage import models as _m  # noqa: E402
+
+
+def _rowcount(outcome: Any) -> int:
+    return int(outcome.rowcount or 0)
+
+
+def claim_job(
+    session: Session, *, name: str, holder: str, lease_seconds: float, now: datetime | None = None
+) -> bool:
+    """Take the lock of a service job for `lease_seconds`; False when another holder has it.
+
+    One conditional UPDATE on the `job_lock` row, so two processes (or hosts) can never both win.
+    """
+    moment = now or utcnow()
+    session.execute(
+        _insert_for(session, _m.JobLock)
+        .values(name=name)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    until = _col(_m.JobLock.locked_until)
+    outcome = session.execute(
+        update(_m.JobLock)
+        .where(_col(_m.JobLock.name) == name, or_(until.is_(None), until < moment))
+        .values(
+            holder=holder,
+            locked_until=moment + timedelta(seconds=lease_seconds),
+            last_started_at=moment,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome) == 1
+
+
+def renew_job(
+    session: Session, *, name: str, holder: str, lease_seconds: float, now: datetime | None = None
+) -> bool:
+    """Extend a held lock (a heartbeat while the job runs); False when the lease was lost."""
+    moment = now or utcnow()
+    outcome = session.execute(
+        update(_m.JobLock)
+        .where(_col(_m.JobLock.name) == name, _col(_m.JobLock.holder) == holder)
+        .values(locked_until=moment + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome) == 1
+
+
+def release_job(
+    session: Session,
+    *,
+    name: str,
+    holder: str,
+    finished: bool,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Give a lock back. `finished` records the run as done (what the next due time counts from);
+    a failed or abandoned run keeps the previous `last_finished_at`, so it is due again at once."""
+    values: dict[str, Any] = {"holder": None, "locked_until": None, "last_error": error}
+    if finished:
+        values["last_finished_at"] = now or utcnow()
+    outcome = session.execute(
+        update(_m.JobLock)
+        .where(_col(_m.JobLock.name) == name, _col(_m.JobLock.holder) == holder)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome) == 1
+
+
+def job_locks(session: Session) -> dict[str, _m.JobLock]:
+    rows = session.execute(select(_m.JobLock)).scalars()
+    return {row.name: row for row in rows}
+
+
+def brand_by_name(session: Session, *, name: str) -> _m.Brand | None:
+    stmt = select(_m.Brand).where(_col(_m.Brand.name) == name)
+    return session.execute(stmt).scalars().first()
+
+
+@dataclass(slots=True)
+class ReportMention:
+    """One mention of the report's period with its latest score (None when not scored yet)."""
+
+    mention: _m.Mention
+    source: str
+    author_handle: str | None
+    score: _m.Score | None
+
+
+def report_mentions(
+    session: Session, *, brand_id: int, start: datetime, end: datetime
+) -> list[ReportMention]:
+    """A brand's mentions posted in [start, end), with source name, author handle and score."""
+    created = _col(_m.Mention.created_at)
+    rows = session.execute(
+        select(_m.Mention, _col(_m.Source.name))
+        .outerjoin(_m.Source, _col(_m.Source.id) == _col(_m.Mention.source_id))
+        .where(_col(_m.Mention.brand_id) == brand_id, created >= start, created < end)
+        .order_by(_col(_m.Mention.id))
+    ).all()
+    mentions = [row[0] for row in rows]
+    authors = authors_by_id(session, ids=[m.author_id for m in mentions if m.author_id])
+    scores = latest_scores(session, mention_ids=[m.id for m in mentions if m.id is not None])
+    out = []
+    for m, source_name in rows:
+        author = authors.get(m.author_id) if m.author_id else None
+        out.append(
+            ReportMention(
+                mention=m,
+                source=source_name or m.platform,
+                author_handle=author.handle if author else None,
+                score=scores.get(m.id) if m.id is not None else None,
+            )
+        )
+    return out
+
+
+@dataclass(slots=True)
+class ReportCase:
+    case: _m.Case
+    assignee: str | None
+    replies: list[_m.Reply]
+
+
+def report_cases(
+    session: Session, *, brand_id: int, start: datetime, end: datetime
+) -> list[ReportCase]:
+    """A brand's cases opened in [start, end), with the assignee's name and the sent replies."""
+    created = _col(_m.Case.created_at)
+    cases = list(
+        session.execute(
+            select(_m.Case)
+            .where(_col(_m.Case.brand_id) == brand_id, created >= start, created < end)
+            .order_by(_col(_m.Case.id))
+        ).scalars()
+    )
+    case_ids = [c.id for c in cases if c.id is not None]
+    replies: dict[int, list[_m.Reply]] = {}
+    if case_ids:
+        sent = session.execute(
+            select(_m.Reply)
+            .where(
+                _col(_m.Reply.case_id).in_(case_ids),
+                _col(_m.Reply.status) == _m.ReplyStatus.sent,
+            )
+            .order_by(_col(_m.Reply.id))
+        ).scalars()
+        for reply in sent:
+            replies.setdefault(reply.case_id, []).append(reply)
+    member_ids = {c.assignee_id for c in cases if c.assignee_id is not None}
+    names: dict[int, str] = {}
+    if member_ids:
+        found = session.execute(
+            select(_col(_m.TeamMember.id), _col(_m.TeamMember.name)).where(
+                _col(_m.TeamMember.id).in_(member_ids)
+            )
+        ).all()
+        names = {int(i): str(n) for i, n in found}
+    return [
+        ReportCase(
+            case=c,
+            assignee=names.get(c.assignee_id) if c.assignee_id is not None else None,
+            replies=replies.get(c.id, []) if c.id is not None else [],
+        )
+        for c in cases
+    ]
+
+
+def report_incidents(
+    session: Session, *, brand_id: int, start: datetime, end: datetime
+) -> list[_m.Incident]:
+    """Incidents of a brand active during [start, end), largest first."""
+    return list(
+        session.execute(
+            select(_m.Incident)
+            .where(
+                _col(_m.Incident.brand_id) == brand_id,
+                _col(_m.Incident.first_seen_at) < end,
+                _col(_m.Incident.last_seen_at) >= start,
+            )
+            .order_by(_col(_m.Incident.mention_count).desc(), _col(_m.Incident.id))
+        ).scalars()
+    )
+
+
+def report_alerts_sent(
+    session: Session, *, brand_id: int, start: datetime, end: datetime
+) -> list[_m.Alert]:
+    """Alerts delivered in [start, end) about a brand (directly or through one of its cases)."""
+    brand_cases = select(_col(_m.Case.id)).where(_col(_m.Case.brand_id) == brand_id)
+    sent_at = _col(_m.Alert.sent_at)
+    return list(
+        session.execute(
+            select(_m.Alert)
+            .where(
+                _col(_m.Alert.status) == _m.AlertStatus.sent,
+                sent_at >= start,
+                sent_at < end,
+                or_(_col(_m.Alert.brand_id) == brand_id, _col(_m.Alert.case_id).in_(brand_cases)),
+            )
+            .order_by(sent_at)
+        ).scalars()
+    )
+
+
+def report_run_for(session: Session, *, brand_id: int, week: str) -> _m.ReportRun | None:
+    stmt = select(_m.ReportRun).where(
+        _col(_m.ReportRun.brand_id) == brand_id, _col(_m.ReportRun.week) == week
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def save_report_run(
+    session: Session,
+    *,
+    brand_id: int,
+    week: str,
+    html_path: str,
+    pdf_path: str | None,
+    figures: dict[str, Any],
+) -> _m.ReportRun:
+    """Record a built report; building the same week again replaces the files and figures."""
+    run = report_run_for(session, brand_id=brand_id, week=week)
+    if run is None:
+        run = _m.ReportRun(brand_id=brand_id, week=week, html_path=html_path)
+    run.html_path = html_path
+    run.pdf_path = pdf_path
+    run.figures = figures
+    run.created_at = utcnow()
+    session.add(run)
+    session.flush()
+    return run
+
+
+def mark_report_sent(session: Session, *, report_id: int, now: datetime | None = None) -> None:
+    session.execute(
+        update(_m.ReportRun)
+        .where(_col(_m.ReportRun.id) == report_id)
+        .values(sent_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def purge_raw_payloads(session: Session, *, collected_before: datetime) -> int:
+    """Drop the raw API payloads of mentions collected before a date (text and scores stay)."""
+    outcome = session.execute(
+        update(_m.Mention)
+        .where(
+            _col(_m.Mention.collected_at) < collected_before, _col(_m.Mention.raw).is_not(None)
+        )
+        .values(raw=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome)
+
+
+def purge_author_details(session: Session, *, seen_before: datetime) -> int:
+    """Forget what we know about authors not seen since a date: name, bio, followers, ids, flags.
+
+    The handle stays: it is part of every public post link and keeps past cases readable.
+    """
+    author = _m.Author
+    has_details = or_(
+        _col(author.display_name).is_not(None),
+        _col(author.bio).is_not(None),
+        _col(author.followers).is_not(None),
+        _col(author.external_id).is_not(None),
+        _col(author.verified).is_(True),
+        _col(author.vip).is_(True),
+        _col(author.journalist).is_(True),
+    )
+    outcome = session.execute(
+        update(author)
+        .where(_col(author.updated_at) < seen_before, has_details)
+        .values(
+            display_name=None,
+            bio=None,
+            followers=None,
+            external_id=None,
+            verified=False,
+            vip=False,
+            journalist=False,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome)
+
+
+def scrub_deleted_mentions(session: Session) -> int:
+    """Mentions deleted at their source keep no text and no payload (a later upsert of the same
+    post may have brought the payload back)."""
+    mention = _m.Mention
+    leftovers = or_(
+        _col(mention.raw).is_not(None), _col(mention.text) != "", _col(mention.clean_text) != ""
+    )
+    outcome = session.execute(
+        update(mention)
+        .where(_col(mention.deleted).is_(True), leftovers)
+        .values(raw=None, text="", clean_text="")
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(outcome)
+
+
+@dataclass(slots=True)
+class ExportMention:
+    mention: _m.Mention
+    author: _m.Author | None
+    score: _m.Score | None
+
+
+def export_mentions(
+    session: Session, *, brand_id: int, after_id: int = 0, limit: int = 2_000
+) -> list[ExportMention]:
+    """One page (by id) of a brand's mentions with their authors and latest scores."""
+    mentions = list(
+        session.execute(
+            select(_m.Mention)
+            .where(_col(_m.Mention.brand_id) == brand_id, _col(_m.Mention.id) > after_id)
+            .order_by(_col(_m.Mention.id))
+            .limit(limit)
+        ).scalars()
+    )
+    authors = authors_by_id(session, ids=[m.author_id for m in mentions if m.author_id])
+    scores = latest_scores(session, mention_ids=[m.id for m in mentions if m.id is not None])
+    return [
+        ExportMention(
+            mention=m,
+            author=authors.get(m.author_id) if m.author_id else None,
+            score=scores.get(m.id) if m.id is not None else None,
+        )
+        for m in mentions
+    ]
+
+
+@dataclass(slots=True)
+class ExportCase:
+    case: _m.Case
+    mention: _m.Mention | None
+    author: _m.Author | None
+    assignee: str | None
+
+
+def export_cases(
+    session: Session, *, brand_id: int, after_id: int = 0, limit: int = 2_000
+) -> list[ExportCase]:
+    """One page (by id) of a brand's cases with the mention, its author and the assignee."""
+    cases = list(
+        session.execute(
+            select(_m.Case)
+            .where(_col(_m.Case.brand_id) == brand_id, _col(_m.Case.id) > after_id)
+            .order_by(_col(_m.Case.id))
+            .limit(limit)
+        ).scalars()
+    )
+    return [
+        ExportCase(
+            case=row.case,
+            mention=row.mention,
+            author=row.author,
+            assignee=row.assignee.name if row.assignee else None,
+        )
+        for row in _queue_rows(session, cases)
+    ]

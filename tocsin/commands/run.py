@@ -1,0 +1,65 @@
+"""`tocsin run`: the scheduler service; `tocsin run --once` runs every job once and exits."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from storage import db as storage_db
+from tocsin.config import get_settings
+
+app = typer.Typer(help="Run the service.")
+
+
+def _log_to_stderr() -> None:
+    # The root logger stays at WARNING unless -v; the service says what it does at INFO.
+    logger = logging.getLogger("tocsin.service")
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every job once, in order, then exit.")
+    ] = False,
+    force_report: Annotated[
+        bool,
+        typer.Option("--force-report", help="With --once: build and send the weekly report now."),
+    ] = False,
+) -> None:
+    """Collect, score, route, alert, report and purge on schedule until stopped (SIGTERM/Ctrl-C).
+
+    Several hosts can run it against one PostgreSQL: a job runs on one of them at a time.
+    """
+    from tocsin.service import Service, ShutdownTimeout, describe
+
+    settings = get_settings()  # a configuration error stops here, with exit status 1
+    storage_db.configure(settings.resolved_database_url)
+    _log_to_stderr()
+    service = Service(settings)
+    if once:
+        outcomes = service.run_once(force_report=force_report)
+        for line in describe(outcomes):
+            typer.echo(line)
+        failed = [o.name for o in outcomes if o.status == "failed"]
+        if failed:
+            typer.echo(f"{len(failed)} job(s) failed (see the log); they run again next time.")
+        return
+    try:
+        service.run_forever()
+    except ShutdownTimeout as exc:
+        logging.getLogger("tocsin.service").warning(
+            "exiting with jobs still running after the grace period: %s", exc
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A worker thread cannot be interrupted; its transaction rolls back when the process ends.
+        os._exit(0)
