@@ -61,18 +61,22 @@ def add_scored_case(
     assignee_id: int | None = None,
     status: str = "new",
     sla_minutes: int = 20,
+    author_id: int | None = None,
+    thread: str | None = None,
 ) -> tuple[int, int]:
     """A mention by an author, its Score and its Case; returns (case id, mention id)."""
-    author = Author(
-        platform=platform,
-        handle=f"{handle}{n}",
-        display_name=display_name,
-        followers=followers,
-        verified=n % 2 == 0,
-        bio=bio,
-    )
-    session.add(author)
-    session.flush()
+    if author_id is None:
+        author = Author(
+            platform=platform,
+            handle=f"{handle}{n}",
+            display_name=display_name,
+            followers=followers,
+            verified=n % 2 == 0,
+            bio=bio,
+        )
+        session.add(author)
+        session.flush()
+        author_id = author.id
     now = utcnow()
     mention = Mention(
         platform=platform,
@@ -82,9 +86,9 @@ def add_scored_case(
         text=text,
         clean_text=text,
         lang="en",
-        author_id=author.id,
+        author_id=author_id,
         created_at=now - timedelta(minutes=10 + n),
-        thread_external_id=f"post-{n}",
+        thread_external_id=thread or f"post-{n}",
         scored=True,
         likes=n,
         reposts=n // 2,
