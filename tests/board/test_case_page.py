@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from sqlmodel import select
+from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
 from storage.db import session_scope
@@ -89,7 +89,7 @@ def test_claim_release_and_resolve(open_page: OpenPage, seeded: Seeded) -> None:
             session.execute(
                 select(AuditEvent.action)
                 .where(AuditEvent.entity_type == "case", AuditEvent.entity_id == case_id)
-                .order_by(AuditEvent.id)
+                .order_by(col(AuditEvent.id))
             ).scalars()
         )
     assert actions == ["case.claimed", "case.released", "case.claimed", "case.resolved"]
