@@ -1572,3 +1572,369 @@ def export_cases(
         )
         for row in _queue_rows(session, cases)
     ]
+
+
+# ----------------------------------------------------------------------------- alerts, incidents
+
+ALERT_CLAIMED = "sending"  # an alert a delivery process holds; `next_attempt_at` is its lease end
+
+
+def _mention_time() -> Any:
+    return func.coalesce(col(Mention.created_at), col(Mention.collected_at))
+
+
+def _negative_mention_ids(*, include_complaints: bool) -> Any:
+    negative = col(Score.sentiment_label) == "negative"
+    if include_complaints:
+        negative = or_(negative, col(Score.is_complaint).is_(True))
+    return select(col(Score.mention_id)).where(negative)
+
+
+def count_negative_mentions(
+    session: Session,
+    *,
+    brand_id: int | None,
+    windows: Sequence[tuple[datetime, datetime]],
+) -> list[int]:
+    """Negative mentions of a brand published in each [start, end) window, in one statement."""
+    if not windows:
+        return []
+    moment = _mention_time()
+    inside = [and_(moment >= start, moment < end) for start, end in windows]
+    brand = (
+        col(Mention.brand_id).is_(None) if brand_id is None else col(Mention.brand_id) == brand_id
+    )
+    stmt = select(*[func.sum(case((w, 1), else_=0)) for w in inside]).where(
+        brand,
+        col(Mention.deleted).is_(False),
+        col(Mention.id).in_(_negative_mention_ids(include_complaints=False)),
+        or_(*inside),
+    )
+    row = session.execute(stmt).one()
+    return [int(value or 0) for value in row]
+
+
+def first_collected_at(session: Session, *, brand_id: int | None) -> datetime | None:
+    """When monitoring of a brand began: its earliest collected mention."""
+    brand = (
+        col(Mention.brand_id).is_(None) if brand_id is None else col(Mention.brand_id) == brand_id
+    )
+    stmt = select(func.min(col(Mention.collected_at))).where(brand)
+    return cast(datetime | None, session.execute(stmt).scalar())
+
+
+def recent_negative_mentions(
+    session: Session, *, since: datetime, until: datetime, limit: int = 2000
+) -> list[Mention]:
+    """Negative or complaining mentions published in [since, until], newest last."""
+    moment = _mention_time()
+    stmt = (
+        select(Mention)
+        .where(
+            moment >= since,
+            moment <= until,
+            col(Mention.deleted).is_(False),
+            col(Mention.id).in_(_negative_mention_ids(include_complaints=True)),
+        )
+        .order_by(moment.desc(), col(Mention.id).desc())
+        .limit(limit)
+    )
+    return list(reversed(list(session.execute(stmt).scalars())))
+
+
+def incidents_seen_since(session: Session, *, since: datetime) -> list[Incident]:
+    stmt = (
+        select(Incident)
+        .where(col(Incident.status) == "open", col(Incident.last_seen_at) >= since)
+        .order_by(col(Incident.id))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def mentions_of_incidents(session: Session, *, incident_ids: Sequence[int]) -> list[Mention]:
+    if not incident_ids:
+        return []
+    stmt = select(Mention).where(col(Mention.incident_id).in_(list(incident_ids)))
+    return list(session.execute(stmt.order_by(col(Mention.id))).scalars())
+
+
+def attach_mentions_to_incident(
+    session: Session, *, incident_id: int, mention_ids: Sequence[int]
+) -> int:
+    """Put mentions in an incident (only those in no incident yet); returns how many moved."""
+    if not mention_ids:
+        return 0
+    outcome = session.execute(
+        update(Mention)
+        .where(col(Mention.id).in_(list(mention_ids)), col(Mention.incident_id).is_(None))
+        .values(incident_id=incident_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], outcome).rowcount or 0)
+
+
+def close_quiet_incidents(session: Session, *, quiet_since: datetime) -> int:
+    """Close open incidents that gained no mention since `quiet_since`."""
+    outcome = session.execute(
+        update(Incident)
+        .where(col(Incident.status) == "open", col(Incident.last_seen_at) < quiet_since)
+        .values(status="closed")
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], outcome).rowcount or 0)
+
+
+def alert_rule_cases(
+    session: Session,
+    *,
+    since: datetime,
+    min_buzz_risk: float | None = None,
+    urgency_tiers: Sequence[str] = (),
+    brand_id: int | None = None,
+    limit: int = 500,
+) -> list[Case]:
+    """Open cases changed since `since` that pass a rule's risk or urgency condition."""
+    conditions = [
+        col(Case.status).in_(list(OPEN_CASE_STATUSES)),
+        col(Case.updated_at) >= since,
+    ]
+    if min_buzz_risk is not None:
+        conditions.append(col(Case.buzz_risk) >= min_buzz_risk)
+    if urgency_tiers:
+        conditions.append(col(Case.urgency_tier).in_(list(urgency_tiers)))
+    if brand_id is not None:
+        conditions.append(col(Case.brand_id) == brand_id)
+    stmt = select(Case).where(*conditions).order_by(col(Case.id)).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def cases_due_before(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    brand_id: int | None = None,
+    limit: int = 500,
+) -> list[Case]:
+    """Open cases with no first response whose SLA falls due in [since, until]."""
+    conditions = [
+        col(Case.status).in_(list(OPEN_CASE_STATUSES)),
+        col(Case.first_response_at).is_(None),
+        col(Case.sla_due_at) >= since,
+        col(Case.sla_due_at) <= until,
+    ]
+    if brand_id is not None:
+        conditions.append(col(Case.brand_id) == brand_id)
+    stmt = select(Case).where(*conditions).order_by(col(Case.sla_due_at)).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def cases_of_mentions(
+    session: Session, *, mention_ids: Sequence[int], limit: int = 5
+) -> list[Case]:
+    """The riskiest cases opened for these mentions."""
+    if not mention_ids:
+        return []
+    stmt = (
+        select(Case)
+        .where(col(Case.mention_id).in_(list(mention_ids)))
+        .order_by(col(Case.buzz_risk).desc(), col(Case.id))
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def mentions_by_id(session: Session, *, ids: Iterable[int | None]) -> dict[int, Mention]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(select(Mention).where(col(Mention.id).in_(wanted))).scalars()
+    return {m.id: m for m in rows if m.id is not None}
+
+
+def add_alerts(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
+    """Write alerts to the outbox; one already there (same dedup key and channel) is left alone.
+
+    Returns how many were new.
+    """
+    added = 0
+    for row in rows:
+        stmt = (
+            _insert_for(session, Alert)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["dedup_key", "channel"])
+        )
+        added += int(cast(CursorResult[Any], session.execute(stmt)).rowcount or 0)
+    return added
+
+
+def alert_exists_since(
+    session: Session, *, kind: str, brand_id: int | None, since: datetime
+) -> bool:
+    """Whether an alert of this kind was written for the brand since `since` (cool-downs)."""
+    brand = col(Alert.brand_id).is_(None) if brand_id is None else col(Alert.brand_id) == brand_id
+    stmt = select(col(Alert.id)).where(
+        col(Alert.kind) == kind, brand, col(Alert.created_at) >= since
+    )
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def _due(now: datetime) -> Any:
+    pending = and_(
+        col(Alert.status) == "pending",
+        or_(col(Alert.next_attempt_at).is_(None), col(Alert.next_attempt_at) <= now),
+    )
+    lease_over = and_(col(Alert.status) == ALERT_CLAIMED, col(Alert.next_attempt_at) <= now)
+    return or_(pending, lease_over)
+
+
+def due_pending_counts(session: Session, *, now: datetime) -> dict[str, int]:
+    """Alerts waiting for their first or next attempt, per channel (leases not included)."""
+    stmt = (
+        select(col(Alert.channel), func.count())
+        .where(
+            col(Alert.status) == "pending",
+            or_(col(Alert.next_attempt_at).is_(None), col(Alert.next_attempt_at) <= now),
+        )
+        .group_by(col(Alert.channel))
+    )
+    return {channel: int(n) for channel, n in session.execute(stmt).all()}
+
+
+def due_alert_ids(
+    session: Session, *, now: datetime, channel: str | None = None, limit: int = 500
+) -> list[int]:
+    """Alerts to send now, oldest first: pending and due, or claimed by a process whose lease
+    ran out (it died mid-send)."""
+    stmt = select(col(Alert.id)).where(_due(now))
+    if channel is not None:
+        stmt = stmt.where(col(Alert.channel) == channel)
+    return list(session.execute(stmt.order_by(col(Alert.id)).limit(limit)).scalars())
+
+
+def claim_alert(
+    session: Session, *, alert_id: int, now: datetime, lease_until: datetime
+) -> Alert | None:
+    """Take one due alert for sending, atomically (one conditional UPDATE); None if another
+    process holds it or it is no longer due. The claim counts as an attempt."""
+    outcome = session.execute(
+        update(Alert)
+        .where(col(Alert.id) == alert_id, _due(now))
+        .values(status=ALERT_CLAIMED, attempts=Alert.attempts + 1, next_attempt_at=lease_until)
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], outcome).rowcount != 1:
+        return None
+    return session.get(Alert, alert_id, populate_existing=True)
+
+
+def group_into_digest(
+    session: Session, *, member_ids: Sequence[int], digest: Alert, now: datetime
+) -> Alert | None:
+    """Fold pending due alerts into one new digest alert (already claimed by the caller).
+
+    All or nothing: if any member was taken meanwhile, None is returned and the caller must roll
+    back its transaction.
+    """
+    ids = list(member_ids)
+    outcome = session.execute(
+        update(Alert)
+        .where(
+            col(Alert.id).in_(ids),
+            col(Alert.status) == "pending",
+            or_(col(Alert.next_attempt_at).is_(None), col(Alert.next_attempt_at) <= now),
+        )
+        .values(status="grouped")
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], outcome).rowcount != len(ids):
+        return None
+    session.add(digest)
+    session.flush()
+    session.execute(
+        update(Alert)
+        .where(col(Alert.id).in_(ids))
+        .values(digest_id=digest.id)
+        .execution_options(synchronize_session=False)
+    )
+    return digest
+
+
+def alerts_by_ids(session: Session, *, ids: Sequence[int]) -> list[Alert]:
+    if not ids:
+        return []
+    stmt = select(Alert).where(col(Alert.id).in_(list(ids))).order_by(col(Alert.id))
+    return list(session.execute(stmt).scalars())
+
+
+def digest_members(session: Session, *, digest_id: int) -> list[Alert]:
+    stmt = select(Alert).where(col(Alert.digest_id) == digest_id).order_by(col(Alert.id))
+    return list(session.execute(stmt).scalars())
+
+
+def finish_alert(
+    session: Session,
+    *,
+    alert_id: int,
+    attempt: int,
+    status: str,
+    now: datetime,
+    next_attempt_at: datetime | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record how a claimed send ended (sent, pending again, failed), if the claim is still ours.
+
+    `attempt` is the attempt count the claim set: a process whose lease ran out and was
+    reclaimed by another one changes nothing.
+    """
+    values: dict[str, Any] = {"status": status, "next_attempt_at": next_attempt_at}
+    if status == "sent":
+        values.update(sent_at=now, last_error=None)
+    else:
+        values["last_error"] = error
+    outcome = session.execute(
+        update(Alert)
+        .where(
+            col(Alert.id) == alert_id,
+            col(Alert.status) == ALERT_CLAIMED,
+            col(Alert.attempts) == attempt,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], outcome).rowcount == 1
+
+
+def outbox_alerts(
+    session: Session,
+    *,
+    statuses: Sequence[str] = (),
+    channel: str | None = None,
+    limit: int = 50,
+) -> list[Alert]:
+    """The outbox, newest first (for `tocsin alerts list` and the board)."""
+    stmt = select(Alert)
+    if statuses:
+        stmt = stmt.where(col(Alert.status).in_(list(statuses)))
+    if channel is not None:
+        stmt = stmt.where(col(Alert.channel) == channel)
+    stmt = stmt.order_by(col(Alert.created_at).desc(), col(Alert.id).desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    stmt = select(col(Alert.status), func.count()).group_by(col(Alert.status))
+    return {status: int(n) for status, n in session.execute(stmt).all()}
+
+
+def requeue_failed_alerts(session: Session, *, now: datetime, ids: Sequence[int] = ()) -> int:
+    """Give alerts that ran out of attempts a fresh set of tries."""
+    stmt = update(Alert).where(col(Alert.status) == "failed")
+    if ids:
+        stmt = stmt.where(col(Alert.id).in_(list(ids)))
+    outcome = session.execute(
+        stmt.values(status="pending", attempts=0, next_attempt_at=now).execution_options(
+            synchronize_session=False
+        )
+    )
+    return int(cast(CursorResult[Any], outcome).rowcount or 0)

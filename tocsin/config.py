@@ -12,7 +12,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -118,7 +126,10 @@ class AlertChannelConfig(_Section):
     url_env: str | None = None
     url: str | None = None  # allowed for local receivers without a key (tests, demo)
     secret_env: str | None = None  # HMAC key for the generic webhook
-    path: str | None = None  # mailbox file for type "mailbox"
+    path: str | None = None  # mailbox file for type "mailbox" (a folder ending in "/" = Maildir)
+    recipients: list[str] = Field(default_factory=list)  # email: used when a rule names none
+    signature_header: str = "X-Tocsin-Signature"  # generic webhook, when secret_env is set
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class AlertRuleConfig(_Section):
@@ -128,6 +139,11 @@ class AlertRuleConfig(_Section):
     channels: list[str] = Field(default_factory=list)
     recipients: list[str] = Field(default_factory=list)
     brand: str | None = None
+    # threshold: buzz_risk = minimum risk (70), sla = minutes before the breach, spike = robust
+    # z-score (4). min_count: spike = negative mentions the hour must hold (10), incident =
+    # similar posts that open an incident (5).
+    min_count: int | None = Field(default=None, ge=1)
+    lookback_weeks: int = Field(default=8, ge=1, le=52)  # spike: weeks of history compared
 
 
 class SmtpConfig(_Section):
@@ -137,6 +153,8 @@ class SmtpConfig(_Section):
     username: str | None = None  # the password comes from TOCSIN_SMTP_PASSWORD
     sender: str = "tocsin@localhost"
     timeout_seconds: float = 10.0
+    ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    ca_file: str | None = None  # trust this CA bundle for TLS (a private relay)
 
 
 class AlertsConfig(_Section):
@@ -145,6 +163,19 @@ class AlertsConfig(_Section):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     digest_after: int = 5  # more pending alerts than this on one channel: send one digest
     max_attempts: int = 8
+    retry_base_seconds: int = Field(default=60, ge=1)  # backoff: base * 2^(attempt-1) ...
+    retry_max_seconds: int = Field(default=3600, ge=1)  # ... capped here
+    lease_seconds: int = Field(default=300, ge=30)  # a claimed alert is retried after this
+    lookback_hours: int = Field(default=24, ge=1)  # rules only look at cases this recent
+
+    @model_validator(mode="after")
+    def _rules_name_known_channels(self) -> AlertsConfig:
+        known = {c.name for c in self.channels}
+        for rule in self.rules:
+            unknown = [c for c in rule.channels if c not in known]
+            if unknown:
+                raise ValueError(f"rule {rule.name!r} names unknown channel(s) {unknown}")
+        return self
 
 
 class ReportsConfig(_Section):

@@ -1,0 +1,330 @@
+"""Incidents: similar negative mentions arriving together (an outage, a bad buzz forming).
+
+`update_incidents(session, *, now=None, window_minutes=60)` looks at the negative or complaining
+mentions published in the last `window_minutes`, per brand:
+1. a mention similar enough to an open incident (cosine similarity to the incident's centroid)
+   joins it;
+2. among the rest, the mention with the most similar neighbours seeds a cluster (its neighbours,
+   kept if they are close to the cluster's centroid); a cluster of `min_size` posts or more opens
+   an Incident. Repeated until no seed has enough neighbours.
+Incidents that gained nothing for `close_after_hours` are closed.
+
+Similarity: TF-IDF cosine over word stems and character 4-grams of the words (so "crash",
+"crashes", "crashed" and "crashing" meet), with URLs, handles, stop words (English, French) and
+the brand's own keywords removed, since every mention shares those. An incident's title lists
+the words most of its posts share.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlmodel import Session
+
+from storage import queries
+from storage.models import Incident, Mention
+from storage.types import utcnow
+
+DEFAULT_MIN_SIZE = 5
+DEFAULT_MIN_SIMILARITY = 0.3
+CHAR_GRAM = 4
+CHAR_WEIGHT = 0.35  # relative weight of a character n-gram against a whole word
+TITLE_WORDS = 4
+
+_STOP_TEXT = """
+a about above after again against all am an and any are as at be because been before being
+below between both but by can cannot could did do does doing down during each few for from
+further had has have having he her here hers him his how i if in into is it its itself just me
+more most my no nor not now of off on once only or other our out over own same she should so
+some such than that the their them then there these they this those through to too under until
+up very was we were what when where which while who whom why will with would you your yours im
+ive dont cant didnt doesnt isnt wont still again why anyone else get got please thanks thank
+one two today yesterday also even ever really much many every time since le la les un une des
+du de et est en que qui pour pas sur au aux avec ce cette ces mon ma mes ne ni se sa son ses il
+elle ils elles nous vous je tu on mais ou donc car par plus tres deja encore toujours rien fait
+faire ete etre avoir suis sont
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_HANDLE = re.compile(r"@\w+")
+_WORD = re.compile(r"[^\W_]{2,}")
+
+
+@dataclass(slots=True)
+class _Doc:
+    mention: Mention
+    words: list[str]  # stems, in order
+    surface: dict[str, str]  # stem → a surface form seen
+    features: Counter[str]
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def stem(word: str) -> str:
+    """A light suffix strip, enough to group "crashes", "crashed" and "crashing"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def words_of(text: str, *, ignore: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(stem, surface form) of each meaningful word."""
+    folded = _HANDLE.sub(" ", _URL.sub(" ", _fold(text)))
+    out = []
+    for word in _WORD.findall(folded):
+        if word in STOP_WORDS or word in ignore or word.isdigit():
+            continue
+        out.append((stem(word), word))
+    return out
+
+
+def _features(pairs: Sequence[tuple[str, str]]) -> Counter[str]:
+    features: Counter[str] = Counter()
+    for word_stem, surface in pairs:
+        features["w:" + word_stem] += 1
+        padded = f"_{surface}_"
+        for i in range(max(len(padded) - CHAR_GRAM + 1, 1)):
+            features["c:" + padded[i : i + CHAR_GRAM]] += 1
+    return features
+
+
+def _doc(mention: Mention, ignore: frozenset[str]) -> _Doc:
+    text = " ".join(filter(None, [mention.title, mention.clean_text or mention.text]))
+    pairs = words_of(text, ignore=ignore)
+    return _Doc(
+        mention=mention,
+        words=[s for s, _ in pairs],
+        surface={s: w for s, w in pairs},
+        features=_features(pairs),
+    )
+
+
+def similarity_matrix(docs: Sequence[_Doc]) -> np.ndarray:
+    """Cosine similarities of the docs' TF-IDF vectors (diagonal 1).
+
+    Only features that two docs or more share can make two docs similar, so the matrix product
+    runs over those; each vector is still normalised with all of its features.
+    """
+    n = len(docs)
+    df: Counter[str] = Counter()
+    for doc in docs:
+        df.update(doc.features.keys())
+    shared = {f: i for i, f in enumerate(f for f, count in df.items() if count >= 2)}
+    matrix = np.zeros((n, len(shared)), dtype=np.float32)
+    for row, doc in enumerate(docs):
+        weights = {}
+        for feature, count in doc.features.items():
+            idf = math.log((1 + n) / (1 + df[feature])) + 1.0
+            kind = CHAR_WEIGHT if feature.startswith("c:") else 1.0
+            weights[feature] = kind * (1 + math.log(count)) * idf
+        norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0
+        for feature, weight in weights.items():
+            column = shared.get(feature)
+            if column is not None:
+                matrix[row, column] = weight / norm
+    similarities = matrix @ matrix.T
+    np.fill_diagonal(similarities, 1.0)
+    return similarities
+
+
+def centroid_similarity(similarities: np.ndarray, group: Sequence[int]) -> np.ndarray:
+    """Each doc's cosine similarity to the centroid (sum) of `group`, from pairwise values."""
+    members = list(group)
+    norm = math.sqrt(max(float(similarities[np.ix_(members, members)].sum()), 1e-12))
+    return np.asarray(similarities[:, members].sum(axis=1) / norm)
+
+
+def _brand_terms(session: Session) -> dict[int, frozenset[str]]:
+    """Words of each brand's own keywords and handles: every mention has them, so they say
+    nothing about what a cluster is about."""
+    terms = {}
+    for brand in queries.brands(session):
+        if brand.id is None:
+            continue
+        text = " ".join([brand.name, *brand.keywords, *brand.handles])
+        found = {w for pair in words_of(text) for w in pair}
+        found |= {_fold(h).lstrip("@#") for h in [*brand.keywords, *brand.handles]}
+        terms[brand.id] = frozenset(found)
+    return terms
+
+
+def _moment(mention: Mention) -> datetime:
+    return mention.created_at or mention.collected_at
+
+
+def incident_keywords(docs: Sequence[_Doc], *, limit: int = TITLE_WORDS) -> list[str]:
+    """The words at least half of the posts share, most shared first."""
+    counts: Counter[str] = Counter()
+    surfaces: dict[str, Counter[str]] = defaultdict(Counter)
+    for doc in docs:
+        counts.update(set(doc.words))
+        for word_stem, surface in doc.surface.items():
+            surfaces[word_stem][surface] += 1
+    needed = max(2, math.ceil(len(docs) / 2))
+    shared = [(s, n) for s, n in counts.most_common() if n >= needed]
+    return [surfaces[s].most_common(1)[0][0] for s, _ in shared[:limit]]
+
+
+def incident_title(keywords: Sequence[str], size: int) -> str:
+    about = ", ".join(keywords) if keywords else "similar posts"
+    return f"{size} similar complaints: {about}"
+
+
+def _join_open_incidents(
+    similarities: np.ndarray,
+    free: Sequence[int],
+    members: dict[int, list[int]],
+    threshold: float,
+) -> dict[int, list[int]]:
+    """Attach each free doc to the open incident it is closest to (above the threshold)."""
+    joined: dict[int, list[int]] = defaultdict(list)
+    if not members or not free:
+        return joined
+    closeness = {iid: centroid_similarity(similarities, rows) for iid, rows in members.items()}
+    for row in free:
+        best_id, best = None, threshold
+        for incident_id, values in closeness.items():
+            if values[row] >= best:
+                best_id, best = incident_id, float(values[row])
+        if best_id is not None:
+            joined[best_id].append(row)
+    return joined
+
+
+def _new_clusters(
+    similarities: np.ndarray, free: Sequence[int], *, min_size: int, threshold: float
+) -> list[list[int]]:
+    clusters: list[list[int]] = []
+    pool = list(free)
+    while len(pool) >= min_size:
+        block = similarities[np.ix_(pool, pool)] >= threshold
+        degree = block.sum(axis=1) - 1  # neighbours, not counting itself
+        seed_at = int(np.argmax(degree))  # ties: the earliest post
+        if degree[seed_at] + 1 < min_size:
+            break
+        group = [pool[j] for j in np.flatnonzero(block[seed_at])]
+        closeness = centroid_similarity(similarities, group)
+        # Keep those close to the group as a whole: a chain of pairwise-similar posts drifting
+        # from one topic to another is not one incident.
+        cluster = [row for row in pool if closeness[row] >= threshold or row == pool[seed_at]]
+        if len(cluster) < min_size:
+            pool.remove(pool[seed_at])
+            continue
+        clusters.append(cluster)
+        pool = [row for row in pool if row not in set(cluster)]
+    return clusters
+
+
+def update_incidents(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    window_minutes: int = 60,
+    min_size: int = DEFAULT_MIN_SIZE,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    close_after_hours: float = 6.0,
+) -> list[Incident]:
+    """Cluster recent negative mentions into incidents; returns those opened or grown now."""
+    now = now or utcnow()
+    since = now - timedelta(minutes=window_minutes)
+    recent = queries.recent_negative_mentions(session, since=since, until=now)
+    incidents = queries.incidents_seen_since(session, since=since)
+    member_mentions = queries.mentions_of_incidents(
+        session, incident_ids=[i.id for i in incidents if i.id is not None]
+    )
+    seen = {m.id for m in recent}
+    everything = recent + [m for m in member_mentions if m.id not in seen]
+    brand_terms = _brand_terms(session)
+
+    by_brand: dict[int | None, list[_Doc]] = defaultdict(list)
+    for mention in everything:
+        ignore = brand_terms.get(mention.brand_id or -1, frozenset())
+        by_brand[mention.brand_id].append(_doc(mention, ignore))
+
+    changed: dict[int, Incident] = {}
+    for brand_id, docs in by_brand.items():
+        similarities = similarity_matrix(docs)
+        members: dict[int, list[int]] = defaultdict(list)
+        for row, doc in enumerate(docs):
+            if doc.mention.incident_id is not None:
+                members[doc.mention.incident_id].append(row)
+        brand_incidents = {i.id: i for i in incidents if i.brand_id == brand_id}
+        members = {iid: rows for iid, rows in members.items() if iid in brand_incidents}
+        free = [row for row, doc in enumerate(docs) if doc.mention.incident_id is None]
+        joined = _join_open_incidents(similarities, free, members, min_similarity)
+        for incident_id, rows in joined.items():
+            incident = brand_incidents[incident_id]
+            old = [docs[r] for r in members[incident_id]]
+            if _grow(session, incident, old, [docs[r] for r in rows]):
+                changed[incident_id] = incident
+        taken = {row for rows in joined.values() for row in rows}
+        rest = [row for row in free if row not in taken]
+        for cluster in _new_clusters(
+            similarities, rest, min_size=min_size, threshold=min_similarity
+        ):
+            incident = _open(session, brand_id, [docs[r] for r in cluster])
+            changed[incident.id or -1] = incident
+
+    queries.close_quiet_incidents(session, quiet_since=now - timedelta(hours=close_after_hours))
+    return list(changed.values())
+
+
+def _open(session: Session, brand_id: int | None, cluster: list[_Doc]) -> Incident:
+    keywords = incident_keywords(cluster)
+    moments = [_moment(d.mention) for d in cluster]
+    incident = Incident(
+        brand_id=brand_id,
+        title=incident_title(keywords, len(cluster))[:500],
+        keywords=keywords,
+        status="open",
+        mention_count=0,
+        first_seen_at=min(moments),
+        last_seen_at=max(moments),
+    )
+    session.add(incident)
+    session.flush()
+    assert incident.id is not None
+    ids = [d.mention.id for d in cluster if d.mention.id is not None]
+    incident.mention_count = queries.attach_mentions_to_incident(
+        session, incident_id=incident.id, mention_ids=ids
+    )
+    for doc in cluster:
+        doc.mention.incident_id = incident.id
+    queries.add_audit_event(
+        session,
+        action="incident.opened",
+        entity_type="incident",
+        entity_id=incident.id,
+        details={"mentions": ids, "keywords": keywords},
+    )
+    session.flush()
+    return incident
+
+
+def _grow(session: Session, incident: Incident, old: list[_Doc], new: list[_Doc]) -> bool:
+    assert incident.id is not None
+    ids = [d.mention.id for d in new if d.mention.id is not None]
+    added = queries.attach_mentions_to_incident(session, incident_id=incident.id, mention_ids=ids)
+    if not added:
+        return False
+    for doc in new:
+        doc.mention.incident_id = incident.id
+    everyone = old + new
+    incident.mention_count = (incident.mention_count or 0) + added
+    incident.keywords = incident_keywords(everyone)
+    incident.title = incident_title(incident.keywords, incident.mention_count)[:500]
+    incident.last_seen_at = max([incident.last_seen_at, *(_moment(d.mention) for d in new)])
+    session.add(incident)
+    session.flush()
+    return True
