@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -265,10 +265,16 @@ def sync_from_settings(settings: Settings) -> list[Source]:
         return sync_sources(session, sources=settings.sources, brand_ids=brand_ids)
 
 
-def run_crawls(names: list[str] | None = None, *, settings: Settings) -> list[CrawlSummary]:
+def run_crawls(
+    names: list[str] | None = None,
+    *,
+    settings: Settings,
+    on_start: Callable[[str, int, int], None] | None = None,
+) -> list[CrawlSummary]:
     """Run each named (default: each enabled) source's crawl in its own subprocess, in turn.
 
-    Raises LookupError naming any source that is not in the settings.
+    `on_start(name, index, total)` is called before each source (progress display). Raises
+    LookupError naming any source that is not in the settings.
     """
     url = _database_url(settings)
     if settings.database_url:
@@ -285,7 +291,9 @@ def run_crawls(names: list[str] | None = None, *, settings: Settings) -> list[Cr
     secrets = get_secrets()
     log_dir = settings.data_dir / "logs"
     summaries = []
-    for name in wanted:
+    for index, name in enumerate(wanted):
+        if on_start is not None:
+            on_start(name, index, len(wanted))
         row = rows[name]
         try:
             refusal = preflight(row, spider_class(row.kind), secrets, utcnow())
