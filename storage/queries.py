@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -238,13 +238,9 @@ def _upsert_authors(
             "updated_at": excluded.updated_at,
         },
     )
-    session.execute(stmt, rows)
-    keys = list(latest)
-    found = session.execute(
-        select(col(Author.platform), col(Author.handle), col(Author.id)).where(
-            tuple_(Author.platform, Author.handle).in_(keys)
-        )
-    ).all()
+    # RETURNING makes SQLAlchemy send the rows as multi-row VALUES and hands back the ids.
+    stmt = stmt.returning(col(Author.platform), col(Author.handle), col(Author.id))
+    found = session.execute(stmt, rows).all()
     return {(p, h): i for p, h, i in found}
 
 
@@ -253,12 +249,20 @@ def _existing_mentions(
 ) -> dict[tuple[str, str], int]:
     if not keys:
         return {}
-    found = session.execute(
-        select(col(Mention.platform), col(Mention.external_id), col(Mention.id)).where(
-            tuple_(Mention.platform, Mention.external_id).in_(keys)
-        )
-    ).all()
-    return {(p, e): i for p, e, i in found}
+    # One IN list per platform: the unique (platform, external_id) index serves it on every
+    # engine, where a row-value IN list makes PostgreSQL scan the table.
+    by_platform: dict[str, list[str]] = {}
+    for platform, external_id in keys:
+        by_platform.setdefault(platform, []).append(external_id)
+    found: dict[tuple[str, str], int] = {}
+    for platform, external_ids in by_platform.items():
+        rows = session.execute(
+            select(col(Mention.external_id), col(Mention.id)).where(
+                col(Mention.platform) == platform, col(Mention.external_id).in_(external_ids)
+            )
+        ).all()
+        found.update({(platform, e): i for e, i in rows})
+    return found
 
 
 def _upsert_batch(
@@ -345,8 +349,8 @@ def _upsert_batch(
             "deleted": or_(MENTION.c.deleted, excluded.deleted),
         },
     )
-    session.execute(stmt, rows)
-    ids = _existing_mentions(session, list(unique))
+    stmt = stmt.returning(col(Mention.platform), col(Mention.external_id), col(Mention.id))
+    ids = {(p, e): i for p, e, i in session.execute(stmt, rows).all()}
     result.mention_ids = ids
     snapshots = [
         {
@@ -360,7 +364,7 @@ def _upsert_batch(
         if (r.likes, r.reposts, r.replies) != (None, None, None)
     ]
     if snapshots:
-        session.execute(_table(EngagementSnapshot).insert(), snapshots)
+        session.execute(_table(EngagementSnapshot).insert().values(snapshots))
     deleted_ids = [ids[(r.platform, r.external_id)] for r in unique.values() if r.deleted]
     if deleted_ids:
         session.execute(
@@ -1110,93 +1114,48 @@ def replies_by_member_to_authors(
     return history
 
 
-# ----------------------------------------------------------------------------- collectors
-# Sources and brands from the settings, and each source's incremental state.
-
-from storage.models import Brand as _Brand  # noqa: E402  (this section's imports stay with it)
-from storage.models import Source as _Source  # noqa: E402
-
-# Settings fields a source's incremental state depends on: change one and the cursor starts over.
-_SOURCE_IDENTITY = ("kind", "query", "base_url")
-
-
-def sync_brands(session: Session, *, brands: Sequence[Any]) -> dict[str, int]:
-    """Create or update Brand rows from the settings' `[[brands]]`; returns name -> id."""
-    existing = {b.name: b for b in session.execute(select(_Brand)).scalars()}
-    for config in brands:
-        row = existing.get(config.name) or _Brand(name=config.name)
-        row.keywords = list(config.keywords)
-        row.handles = list(config.handles)
-        row.excluded_terms = list(config.excluded_terms)
-        row.languages = list(config.languages)
-        session.add(row)
-        existing[config.name] = row
-    session.flush()
-    return {name: row.id for name, row in existing.items() if row.id is not None}
+def drafts_awaiting_approval(session: Session) -> list[Reply]:
+    """Drafts whose author requires a lead's approval, oldest first."""
+    stmt = (
+        select(Reply)
+        .join(TeamMember, col(TeamMember.id) == col(Reply.member_id))
+        .where(col(Reply.status) == "draft", col(TeamMember.requires_approval).is_(True))
+        .order_by(col(Reply.created_at), col(Reply.id))
+    )
+    return list(session.execute(stmt).scalars())
 
 
-def sync_sources(
-    session: Session, *, sources: Sequence[Any], brand_ids: dict[str, int]
-) -> list[_Source]:
-    """Create or update Source rows from the settings' `[[sources]]`, keeping their state.
-
-    The cursor, ETag and Last-Modified start over when the kind, query or base URL changed (they
-    described another feed). Rows of sources no longer configured are left alone.
-    """
-    existing = {s.name: s for s in session.execute(select(_Source)).scalars()}
-    synced = []
-    for config in sources:
-        row = existing.get(config.name)
-        if row is None:
-            row = _Source(name=config.name, kind=config.kind)
-        elif any(getattr(row, f) != getattr(config, f) for f in _SOURCE_IDENTITY):
-            row.cursor, row.etag, row.last_modified = {}, None, None
-        row.kind = config.kind
-        row.query = config.query
-        row.base_url = config.base_url
-        row.options = dict(config.options)
-        row.enabled = config.enabled
-        row.interval_minutes = config.interval_minutes
-        row.brand_id = brand_ids.get(config.brand) if config.brand else None
-        session.add(row)
-        synced.append(row)
-    session.flush()
-    return synced
-
-
-def get_source(session: Session, *, name: str) -> _Source | None:
-    return session.execute(select(_Source).where(col(_Source.name) == name)).scalars().first()
-
-
-def get_brand(session: Session, *, brand_id: int) -> _Brand | None:
-    return session.get(_Brand, brand_id)
-
-
-def list_sources(session: Session) -> list[_Source]:
-    return list(session.execute(select(_Source).order_by(col(_Source.name))).scalars())
-
-
-def record_crawl_outcome(
-    session: Session,
-    *,
-    source_id: int,
-    finished_at: datetime,
-    advance: bool,
-    cursor: dict[str, Any] | None = None,
-    etag: str | None = None,
-    last_modified: str | None = None,
-    not_before: datetime | None = None,
-    error: str | None = None,
-) -> None:
-    """Save how a crawl ended. The cursor and validators move only when `advance` is true."""
-    values: dict[str, Any] = {
-        "last_run": finished_at,
-        "last_error": error,
-        "not_before": not_before,
-    }
-    if advance:
-        values.update(cursor=cursor or {}, etag=etag, last_modified=last_modified)
-    session.execute(update(_Source).where(col(_Source.id) == source_id).values(**values))
+def brand_reply_in_thread(
+    session: Session, *, mention_id: int, handles: Sequence[str], since: datetime
+) -> tuple[str, datetime | None] | None:
+    """A post from one of the brand's accounts answering this mention, posted since `since`
+    and not one of our own published replies: (handle, posted at), or None."""
+    post = session.get(Mention, mention_id)
+    if post is None or not handles:
+        return None
+    threads = {post.external_id, *([post.thread_external_id] if post.thread_external_id else [])}
+    ours = (
+        select(col(Reply.external_id))
+        .where(col(Reply.external_id).is_not(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        select(col(Author.handle), col(Mention.created_at))
+        .join(Author, col(Author.id) == col(Mention.author_id))
+        .where(
+            col(Mention.platform) == post.platform,
+            col(Mention.thread_external_id).in_(threads),
+            col(Mention.parent_external_id) == post.external_id,
+            col(Mention.id) != mention_id,
+            func.lower(col(Author.handle)).in_([h.lstrip("@").lower() for h in handles]),
+            col(Mention.created_at) >= since,
+            col(Mention.external_id).not_in(ours),
+        )
+        .order_by(col(Mention.created_at))
+        .limit(1)
+    )
+    row = session.execute(stmt).first()
+    return (str(row[0]), row[1]) if row else None
 
 
 # ---------------------------------------------------------------------- service, reports, data care
@@ -1763,8 +1722,10 @@ def add_alerts(session: Session, *, rows: Sequence[dict[str, Any]]) -> int:
             _insert_for(session, Alert)
             .values(**row)
             .on_conflict_do_nothing(index_elements=["dedup_key", "channel"])
+            .returning(col(Alert.id))
         )
-        added += int(cast(CursorResult[Any], session.execute(stmt)).rowcount or 0)
+        # RETURNING rather than rowcount, which psycopg reports as -1 for this statement.
+        added += len(session.execute(stmt).all())
     return added
 
 
@@ -1902,7 +1863,15 @@ def finish_alert(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], outcome).rowcount == 1
+    done = cast(CursorResult[Any], outcome).rowcount == 1
+    if done and status == "sent":  # the alerts a digest carried went out with it
+        session.execute(
+            update(Alert)
+            .where(col(Alert.digest_id) == alert_id)
+            .values(sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return done
 
 
 def outbox_alerts(
@@ -1938,3 +1907,92 @@ def requeue_failed_alerts(session: Session, *, now: datetime, ids: Sequence[int]
         )
     )
     return int(cast(CursorResult[Any], outcome).rowcount or 0)
+
+
+# ----------------------------------------------------------------------------- collectors
+# Sources and brands from the settings, and each source's incremental state.
+
+from storage.models import Brand as _Brand  # noqa: E402  (this section's imports stay with it)
+from storage.models import Source as _Source  # noqa: E402
+
+# Settings fields a source's incremental state depends on: change one and the cursor starts over.
+_SOURCE_IDENTITY = ("kind", "query", "base_url")
+
+
+def sync_brands(session: Session, *, brands: Sequence[Any]) -> dict[str, int]:
+    """Create or update Brand rows from the settings' `[[brands]]`; returns name -> id."""
+    existing = {b.name: b for b in session.execute(select(_Brand)).scalars()}
+    for config in brands:
+        row = existing.get(config.name) or _Brand(name=config.name)
+        row.keywords = list(config.keywords)
+        row.handles = list(config.handles)
+        row.excluded_terms = list(config.excluded_terms)
+        row.languages = list(config.languages)
+        session.add(row)
+        existing[config.name] = row
+    session.flush()
+    return {name: row.id for name, row in existing.items() if row.id is not None}
+
+
+def sync_sources(
+    session: Session, *, sources: Sequence[Any], brand_ids: dict[str, int]
+) -> list[_Source]:
+    """Create or update Source rows from the settings' `[[sources]]`, keeping their state.
+
+    The cursor, ETag and Last-Modified start over when the kind, query or base URL changed (they
+    described another feed). Rows of sources no longer configured are left alone.
+    """
+    existing = {s.name: s for s in session.execute(select(_Source)).scalars()}
+    synced = []
+    for config in sources:
+        row = existing.get(config.name)
+        if row is None:
+            row = _Source(name=config.name, kind=config.kind)
+        elif any(getattr(row, f) != getattr(config, f) for f in _SOURCE_IDENTITY):
+            row.cursor, row.etag, row.last_modified = {}, None, None
+        row.kind = config.kind
+        row.query = config.query
+        row.base_url = config.base_url
+        row.options = dict(config.options)
+        row.enabled = config.enabled
+        row.interval_minutes = config.interval_minutes
+        row.brand_id = brand_ids.get(config.brand) if config.brand else None
+        session.add(row)
+        synced.append(row)
+    session.flush()
+    return synced
+
+
+def get_source(session: Session, *, name: str) -> _Source | None:
+    return session.execute(select(_Source).where(col(_Source.name) == name)).scalars().first()
+
+
+def get_brand(session: Session, *, brand_id: int) -> _Brand | None:
+    return session.get(_Brand, brand_id)
+
+
+def list_sources(session: Session) -> list[_Source]:
+    return list(session.execute(select(_Source).order_by(col(_Source.name))).scalars())
+
+
+def record_crawl_outcome(
+    session: Session,
+    *,
+    source_id: int,
+    finished_at: datetime,
+    advance: bool,
+    cursor: dict[str, Any] | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    not_before: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Save how a crawl ended. The cursor and validators move only when `advance` is true."""
+    values: dict[str, Any] = {
+        "last_run": finished_at,
+        "last_error": error,
+        "not_before": not_before,
+    }
+    if advance:
+        values.update(cursor=cursor or {}, etag=etag, last_modified=last_modified)
+    session.execute(update(_Source).where(col(_Source.id) == source_id).values(**values))
