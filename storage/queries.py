@@ -1158,6 +1158,50 @@ def brand_reply_in_thread(
     return (str(row[0]), row[1]) if row else None
 
 
+def drafts_awaiting_approval(session: Session) -> list[Reply]:
+    """Drafts whose author requires a lead's approval, oldest first."""
+    stmt = (
+        select(Reply)
+        .join(TeamMember, col(TeamMember.id) == col(Reply.member_id))
+        .where(col(Reply.status) == "draft", col(TeamMember.requires_approval).is_(True))
+        .order_by(col(Reply.created_at), col(Reply.id))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def brand_reply_in_thread(
+    session: Session, *, mention_id: int, handles: Sequence[str], since: datetime
+) -> tuple[str, datetime | None] | None:
+    """A post from one of the brand's accounts answering this mention, posted since `since`
+    and not one of our own published replies: (handle, posted at), or None."""
+    post = session.get(Mention, mention_id)
+    if post is None or not handles:
+        return None
+    threads = {post.external_id, *([post.thread_external_id] if post.thread_external_id else [])}
+    ours = (
+        select(col(Reply.external_id))
+        .where(col(Reply.external_id).is_not(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        select(col(Author.handle), col(Mention.created_at))
+        .join(Author, col(Author.id) == col(Mention.author_id))
+        .where(
+            col(Mention.platform) == post.platform,
+            col(Mention.thread_external_id).in_(threads),
+            col(Mention.parent_external_id) == post.external_id,
+            col(Mention.id) != mention_id,
+            func.lower(col(Author.handle)).in_([h.lstrip("@").lower() for h in handles]),
+            col(Mention.created_at) >= since,
+            col(Mention.external_id).not_in(ours),
+        )
+        .order_by(col(Mention.created_at))
+        .limit(1)
+    )
+    row = session.execute(stmt).first()
+    return (str(row[0]), row[1]) if row else None
+
+
 # ---------------------------------------------------------------------- service, reports, data care
 # Job locks for `tocsin run`, the figures of the weekly report, retention purges and exports.
 
