@@ -1,0 +1,188 @@
+"""Bluesky spider on the atproto SDK's recorded post view and lexicon-shaped search replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+
+from collectors.items import MentionItem
+from collectors.spiders.base import SourceSpec
+from collectors.spiders.bluesky import BlueskySpider, alt_texts, record_key
+from tests.collectors.support import DATA, json_response, response_for
+
+SHARED = Path("/work/shared/payloads/bluesky")
+PDS = "https://pds.example"
+SEARCH = f"{PDS}/xrpc/app.bsky.feed.searchPosts"
+SECRETS = {"bluesky_handle": "acme-monitor.bsky.social", "bluesky_app_password": "abcd-efgh-ijkl"}
+
+
+def make(
+    query: str = "acme air", cursor: dict[str, Any] | None = None, **options: Any
+) -> BlueskySpider:
+    spec = SourceSpec(
+        name="acme-bluesky",
+        kind="bluesky",
+        base_url=PDS,
+        query=query,
+        options=options,
+        cursor=cursor or {},
+        secrets=dict(SECRETS),
+    )
+    return BlueskySpider(source=spec)
+
+
+def split(out: list[Any]) -> tuple[list[MentionItem], list[scrapy.Request]]:
+    return (
+        [o for o in out if isinstance(o, MentionItem)],
+        [o for o in out if isinstance(o, scrapy.Request)],
+    )
+
+
+def started(spider: BlueskySpider) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [r async for r in spider.start()]
+
+    return asyncio.run(collect())
+
+
+def signed_in(spider: BlueskySpider) -> scrapy.Request:
+    session = json_response(
+        f"{PDS}/xrpc/com.atproto.server.createSession", DATA / "bluesky/createSession.json"
+    )
+    _, [search] = split(list(spider.parse_session(session)))
+    return search
+
+
+def recorded_post_view() -> dict[str, Any]:
+    thread = json.loads((SHARED / "atproto-thread_view_post_with_embed_media.json").read_text())
+    return thread["thread"]["post"]  # type: ignore[no-any-return]
+
+
+def test_image_only_post_is_kept_with_every_field() -> None:
+    spider = make()
+    [post], _ = split(list(spider.parse(json_response(SEARCH, {"posts": [recorded_post_view()]}))))
+    assert post.platform == "bluesky"
+    assert (
+        post.external_id == "at://did:plc:kvwvcn5iqfooopmyzvb4qzba/app.bsky.feed.post/3kaheyt6vpc22"
+    )
+    assert post.url == "https://bsky.app/profile/test.marshal.dev/post/3kaheyt6vpc22"
+    assert post.text == "" and post.clean_text == ""  # images with no alt text, a quote
+    assert post.lang == "en"
+    assert post.created_at == datetime(2023, 9, 28, 12, 49, 36, 735000, tzinfo=UTC)
+    assert (post.likes, post.reposts, post.replies) == (0, 0, 0)
+    assert post.parent_external_id is None and post.thread_external_id == post.external_id
+    assert post.title is None and post.deleted is False
+    author = post.author
+    assert author is not None
+    assert (author.handle, author.external_id, author.display_name) == (
+        "test.marshal.dev",
+        "did:plc:kvwvcn5iqfooopmyzvb4qzba",
+        "Python SDK",
+    )
+    assert author.followers is None and author.verified is False
+    assert (
+        post.raw is not None and post.raw["embed"]["$type"] == "app.bsky.embed.recordWithMedia#view"
+    )
+    assert spider.new_cursor == {"newest_indexed_at": "2023-09-28T12:49:36.735000Z"}
+
+
+def test_records_with_unknown_fields_and_naive_times() -> None:
+    extended = json.loads((SHARED / "atproto-extended_post_record.json").read_text())
+    view = {
+        "uri": extended["uri"],
+        "cid": extended["cid"],
+        "author": {"did": "did:plc:kvwvcn5iqfooopmyzvb4qzba", "handle": "test.marshal.dev"},
+        "record": extended["value"],  # carries an unknown "lol" field
+    }
+    [post], _ = split(list(make().parse(json_response(SEARCH, {"posts": [view]}))))
+    assert post.clean_text == "regress test"
+    assert post.created_at == datetime(2023, 7, 21, 1, 33, 51, 481951, tzinfo=UTC)
+    assert post.likes is None and post.author is not None and post.author.display_name is None
+
+
+def test_alt_text_is_the_clean_text_of_an_image_only_post() -> None:
+    view = recorded_post_view()
+    view["record"]["embed"]["media"]["images"][0]["alt"] = "Photo of a cancelled flight board"
+    [post], _ = split(list(make().parse(json_response(SEARCH, {"posts": [view]}))))
+    assert post.text == "" and post.clean_text == "Photo of a cancelled flight board"
+    assert alt_texts(
+        {"$type": "app.bsky.embed.images", "images": [{"alt": " A "}, {"alt": ""}]}
+    ) == ["A"]
+    assert alt_texts(None) == []
+
+
+def test_sign_in_then_search_pages_until_the_end() -> None:
+    spider = make(lang="en")
+    [session] = started(spider)
+    assert session.method == "POST"
+    assert session.url == f"{PDS}/xrpc/com.atproto.server.createSession"
+    assert json.loads(session.body) == {
+        "identifier": "acme-monitor.bsky.social",
+        "password": "abcd-efgh-ijkl",
+    }
+    search = signed_in(spider)
+    assert search.url == f"{SEARCH}?q=acme+air&sort=latest&limit=100&lang=en"
+    assert search.headers["Authorization"] == b"Bearer test-access-jwt.not-a-real-token"
+    items, [page2] = split(
+        list(spider.parse(json_response(search.url, DATA / "bluesky/searchPosts_page1.json")))
+    )
+    assert "&cursor=2" in page2.url
+    jane, reply = items
+    assert jane.clean_text.endswith("Stuck at the gate 😤") and "&" in jane.clean_text
+    assert jane.author is not None and jane.author.display_name == "Jane 🧳"
+    assert (jane.likes, jane.reposts, jane.replies) == (31, 12, 4)
+    assert reply.lang == "fr"
+    assert reply.author is not None and reply.author.handle == "did:plc:acmefan000000000000000"
+    assert reply.url == "https://bsky.app/profile/did:plc:acmefan000000000000000/post/3lbqyzzzaaa2b"
+    assert reply.parent_external_id.endswith("/3lbqz1parentp")  # type: ignore[union-attr]
+    assert reply.thread_external_id.endswith("/3lbqz0rootpost")  # type: ignore[union-attr]
+    last, none = split(
+        list(spider.parse(json_response(page2.url, DATA / "bluesky/searchPosts_page2.json")))
+    )
+    assert none == []
+    [news] = last
+    assert news.author is not None and news.author.verified is True
+    assert spider.new_cursor == {"newest_indexed_at": "2026-11-20T09:15:03.481000Z"}
+
+
+def test_next_crawl_sends_since_and_stops_at_known_posts() -> None:
+    spider = make(cursor={"newest_indexed_at": "2026-11-20T09:01:45.002000Z"})
+    search = signed_in(spider)
+    assert "since=2026-11-20T09%3A01%3A45.002000Z" in search.url
+    items, requests = split(
+        list(spider.parse(json_response(search.url, DATA / "bluesky/searchPosts_page1.json")))
+    )
+    assert len(items) == 2 and requests == []  # the second post was seen: no further page
+
+
+def test_refused_app_password_is_one_clear_line(caplog: pytest.LogCaptureFixture) -> None:
+    spider = make()
+    refused = response_for(
+        f"{PDS}/xrpc/com.atproto.server.createSession",
+        '{"error":"AuthenticationRequired","message":"Invalid identifier or password"}',
+        status=401,
+    )
+    with caplog.at_level(logging.ERROR):
+        assert list(spider.parse_session(refused)) == []
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "refused the sign-in (HTTP 401)" in line and "abcd-efgh-ijkl" not in line
+    assert not spider.finished_without_loss
+
+
+def test_a_post_with_a_bad_uri_is_skipped_and_counted() -> None:
+    broken = recorded_post_view()
+    broken["uri"] = "at://did:plc:kvwvcn5iqfooopmyzvb4qzba"
+    spider = make()
+    items, _ = split(
+        list(spider.parse(json_response(SEARCH, {"posts": [broken, recorded_post_view()]})))
+    )
+    assert len(items) == 1 and spider.counters["malformed"] == 1 and spider.finished_without_loss
+    with pytest.raises(ValueError):
+        record_key("at://did:plc:x/app.bsky.feed.post/")
