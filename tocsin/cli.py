@@ -26,6 +26,7 @@ GROUPS = (
     "report",
     "alerts",
     "export",
+    "demo",
 )
 
 app = typer.Typer(
