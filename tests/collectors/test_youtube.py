@@ -1,0 +1,151 @@
+"""YouTube spider on commentThreads.list replies recorded from the real API (python-youtube)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import scrapy
+
+from collectors.items import MentionItem
+from collectors.spiders.base import SourceSpec
+from collectors.spiders.youtube import YoutubeSpider
+from tests.collectors.support import json_response
+
+SHARED = Path("/work/shared/payloads/youtube")
+API = "https://yt.example/youtube/v3"
+THREADS = f"{API}/commentThreads"
+
+
+def load(name: str) -> Any:
+    return json.loads((SHARED / name).read_text(encoding="utf-8"))
+
+
+def make(query: str = "", cursor: dict[str, Any] | None = None, **options: Any) -> YoutubeSpider:
+    spec = SourceSpec(
+        name="acme-youtube",
+        kind="youtube",
+        base_url=API,
+        query=query,
+        options=options,
+        cursor=cursor or {},
+        secrets={"youtube_api_key": "AIza-test-key"},
+    )
+    return YoutubeSpider(source=spec)
+
+
+def split(out: list[Any]) -> tuple[list[MentionItem], list[scrapy.Request]]:
+    return (
+        [o for o in out if isinstance(o, MentionItem)],
+        [o for o in out if isinstance(o, scrapy.Request)],
+    )
+
+
+def started(spider: YoutubeSpider) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [r async for r in spider.start()]
+
+    return asyncio.run(collect())
+
+
+def by_video(spider: YoutubeSpider, name: str) -> list[Any]:
+    page = json_response(THREADS, SHARED / name)
+    return list(spider.parse(page, param="videoId", value="F1UP7wRCPH8"))
+
+
+def test_first_page_gives_every_field_and_asks_for_the_next() -> None:
+    spider = make(video_ids=["F1UP7wRCPH8"])
+    items, [next_page] = split(by_video(spider, "comment_threads_by_video_paged_1.json"))
+    assert len(items) == 5
+    thread = items[4]
+    assert thread.platform == "youtube"
+    assert thread.external_id == "UgwI_ylXVnzPS8Q-oAV4AaABAg"
+    assert thread.url == "https://www.youtube.com/watch?v=F1UP7wRCPH8&lc=UgwI_ylXVnzPS8Q-oAV4AaABAg"
+    assert thread.text.startswith("Lot&#39;s of good light coming in from here <a href=")
+    assert thread.clean_text.startswith("Lot's of good light coming in from here #ChromeDevSummit")
+    assert thread.title is None and thread.lang is None
+    assert thread.created_at == datetime(2019, 11, 14, 23, 31, 33, tzinfo=UTC)
+    assert (thread.likes, thread.reposts, thread.replies) == (0, None, 2)
+    assert thread.parent_external_id is None and thread.thread_external_id == "video:F1UP7wRCPH8"
+    assert thread.deleted is False
+    author = thread.author
+    assert author is not None
+    assert author.handle == author.external_id == "UCACHW4qVHoE4zqhHxcVE3Kw"
+    assert author.display_name == "matrix uduma" and author.followers is None
+    assert thread.raw is not None and thread.raw["snippet"]["totalReplyCount"] == 2
+    assert "pageToken=QURTSl9p" in next_page.url
+    assert next_page.headers["X-Goog-Api-Key"] == b"AIza-test-key"
+    assert "AIza" not in next_page.url  # the key never shows in a logged URL
+    assert spider.new_cursor == {"newest:F1UP7wRCPH8": "2019-11-26T15:51:44.000000Z"}
+
+
+def test_html_display_text_when_the_original_is_not_given() -> None:
+    page = load("comment_threads_by_video_paged_2.json")
+    for thread in page["items"]:
+        del thread["snippet"]["topLevelComment"]["snippet"]["textOriginal"]
+    spider = make(video_ids=["F1UP7wRCPH8"])
+    items, requests = split(
+        list(spider.parse(json_response(THREADS, page), param="videoId", value="F1UP7wRCPH8"))
+    )
+    assert requests == []  # no nextPageToken: the last page
+    assert items[0].text == '<a href="http://google.com/">Google.com</a>'
+    assert items[0].clean_text == "Google.com"
+    assert items[4].clean_text.startswith("Lot's of good light coming in from here")
+
+
+def test_the_second_crawl_stops_at_known_comments() -> None:
+    spider = make(
+        video_ids=["F1UP7wRCPH8"], cursor={"newest:F1UP7wRCPH8": "2019-11-20T00:00:00.000000Z"}
+    )
+    items, requests = split(by_video(spider, "comment_threads_by_video_paged_1.json"))
+    assert len(items) == 5 and requests == []
+
+
+def test_channel_threads_with_search_terms() -> None:
+    spider = make(query="hello", channel_id="UC_x5XG1OV2P6uZZ5FSM9Ttw", video_ids="abc, def")
+    requests = started(spider)
+    assert [r.url.split("?")[1].split("&")[1] for r in requests] == [
+        "videoId=abc",
+        "videoId=def",
+        "allThreadsRelatedToChannelId=UC_x5XG1OV2P6uZZ5FSM9Ttw",
+    ]
+    assert all("searchTerms=hello" in r.url and "order=time" in r.url for r in requests)
+    page = json_response(THREADS, SHARED / "comment_threads_with_search.json")
+    [comment] = list(
+        spider.parse(page, param="allThreadsRelatedToChannelId", value="UC_x5XG1OV2P6uZZ5FSM9Ttw")
+    )
+    assert isinstance(comment, MentionItem)
+    assert comment.clean_text == "Hello"
+    assert comment.thread_external_id is None
+    assert comment.url == (
+        "https://www.youtube.com/channel/UC_x5XG1OV2P6uZZ5FSM9Ttw?lc=UgyUBI0HsgL9emxcZpR4AaABAg"
+    )
+
+
+def test_new_style_handles_are_kept_as_handles() -> None:
+    page = load("comment_threads_by_video_paged_2.json")
+    page["items"][0]["snippet"]["topLevelComment"]["snippet"]["authorDisplayName"] = "@himani"
+    items, _ = split(
+        list(make().parse(json_response(THREADS, page), param="videoId", value="F1UP7wRCPH8"))
+    )
+    assert items[0].author is not None and items[0].author.handle == "@himani"
+    assert items[1].author is not None and items[1].author.handle.startswith("UC")
+
+
+def test_a_source_without_video_or_channel_asks_for_nothing() -> None:
+    spider = make()
+    assert started(spider) == []
+    assert spider.counters["malformed"] == 1
+
+
+def test_a_thread_without_top_level_comment_is_skipped() -> None:
+    page = load("comment_threads_by_video_paged_2.json")
+    del page["items"][2]["snippet"]["topLevelComment"]
+    spider = make()
+    items, _ = split(
+        list(spider.parse(json_response(THREADS, page), param="videoId", value="F1UP7wRCPH8"))
+    )
+    assert len(items) == 4 and spider.counters["malformed"] == 1 and spider.finished_without_loss
