@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck bench clean browser
+.PHONY: install run test lint typecheck bench clean browser report-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,14 @@ install: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# PDF reports: Pango for WeasyPrint; poppler-utils (pdftoppm, pdftotext) for the report test.
+report-deps:
+	@(command -v pdftoppm >/dev/null 2>&1 && ldconfig -p | grep -q libpangoft2) || (apt-get update -qq && apt-get install -y -qq poppler-utils libpango-1.0-0 libpangoft2-1.0-0 >/dev/null)
+
 run: install
 	$(BIN)/tocsin demo
 
-test: install browser
+test: install browser report-deps
 	$(BIN)/pytest
 
 lint: install

@@ -208,20 +208,28 @@ def _collect(source: str) -> Callable[[JobContext], str]:
         from collectors.crawl import run_crawls
 
         summaries = run_crawls([source], settings=ctx.settings)
-        failed = [s for s in summaries if getattr(s, "status", "ok") not in ("ok", "success")]
         text = "; ".join(_describe_crawl(s) for s in summaries) or "nothing to crawl"
-        if failed:
-            raise StageFailed(text)
+        if any(s.status == "failed" for s in summaries):
+            raise StageFailed(text)  # the crawl kept its cursor: the next run starts over
         return text
 
     return run
 
 
 def _describe_crawl(summary: Any) -> str:
-    parts = [f"{key} {getattr(summary, key)}" for key in ("new", "updated", "skipped", "errors")]
-    return f"{getattr(summary, 'name', '?')}: {getattr(summary, 'status', '?')}, " + ", ".join(
-        parts
-    )
+    counts = f"{summary.new} new, {summary.updated} updated, {summary.errors} errors"
+    message = f" ({summary.message})" if summary.message else ""
+    return f"{summary.source}: {summary.status}, {counts}{message}"
+
+
+def sync_configuration(settings: Settings) -> None:
+    """Brands, sources and the team from tocsin.toml into the database, before any job."""
+    from collectors.crawl import sync_from_settings
+    from triage.auth import sync_team
+
+    sync_from_settings(settings)
+    with session_scope() as session:
+        sync_team(session, settings=settings)
 
 
 def _score(ctx: JobContext) -> str:
@@ -298,7 +306,7 @@ def default_schedules(settings: Settings) -> list[Schedule]:
         Schedule(
             key=f"collect:{source.name}",
             stages=(Stage(f"collect:{source.name}", _collect(source.name)),),
-            every_seconds=source.interval_minutes * 60,
+            every_seconds=source.every_seconds,
         )
         for source in settings.sources
         if source.enabled
@@ -332,6 +340,7 @@ class Service:
     schedules: Sequence[Schedule] = ()
     holder: str = field(default_factory=holder_id)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    sync: Callable[[Settings], None] | None = sync_configuration
 
     def __post_init__(self) -> None:
         if not self.schedules:
@@ -345,6 +354,7 @@ class Service:
 
     def run_once(self, *, force_report: bool = False) -> list[StageOutcome]:
         """Every stage once, in order; timed stages (report, purge) only when due or forced."""
+        self.prepare()
         ctx = self._context(force_report=force_report)
         last = self._last_finished()
         outcomes: list[StageOutcome] = []
@@ -365,6 +375,7 @@ class Service:
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop()`), then finish or abandon the running jobs."""
         previous = self._install_signal_handlers()
+        self.prepare()
         scheduler = self._scheduler = self._build_scheduler()
         scheduler.start()
         log.info(
@@ -383,6 +394,15 @@ class Service:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def prepare(self) -> None:
+        """Sync the configuration into the database; a failure is logged, jobs still run."""
+        if self.sync is None:
+            return
+        try:
+            self.sync(self.settings)
+        except Exception:
+            log.exception("could not sync brands, sources and team from the settings")
 
     def _context(self, *, force_report: bool = False) -> JobContext:
         return JobContext(self.settings, self.stop_event, force_report=force_report)

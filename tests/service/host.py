@@ -80,7 +80,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     settings = load_settings()
     storage_db.configure(settings.resolved_database_url)
-    service = Service(settings, schedules=schedules(mode, work))
+    service = Service(settings, schedules=schedules(mode, work), sync=None)
     try:
         service.run_forever()
     except ShutdownTimeout:

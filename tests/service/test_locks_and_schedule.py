@@ -76,6 +76,7 @@ def test_a_failing_stage_is_recorded_and_runs_again_next_time(
     service = Service(
         settings,
         schedules=[Schedule("p", (Stage("flaky", flaky), Stage("after", after)), every_seconds=60)],
+        sync=None,
     )
     first = service.run_once()
     assert [(o.name, o.status) for o in first] == [("flaky", "failed"), ("after", "done")]
@@ -91,7 +92,9 @@ def test_a_failing_stage_is_recorded_and_runs_again_next_time(
 def test_run_once_skips_a_stage_another_process_holds(sqlite_url: str, settings: Settings) -> None:
     assert claim("score", "other-host", datetime.now(UTC), lease=600)
     service = Service(
-        settings, schedules=[Schedule("p", (Stage("score", lambda _c: "x"),), every_seconds=60)]
+        settings,
+        schedules=[Schedule("p", (Stage("score", lambda _c: "x"),), every_seconds=60)],
+        sync=None,
     )
     assert [(o.status, o.summary) for o in service.run_once()] == [("skipped", "running elsewhere")]
 
@@ -105,7 +108,9 @@ def test_timed_jobs_run_once_when_due_unless_forced(sqlite_url: str, tmp_path: P
         return "sent"
 
     at = At(hour=8, minute=0, weekday=0)
-    service = Service(settings, schedules=[Schedule("report", (Stage("report", report),), at=at)])
+    service = Service(
+        settings, schedules=[Schedule("report", (Stage("report", report),), at=at)], sync=None
+    )
     assert [o.status for o in service.run_once()] == ["done"], "never ran: due"
     assert [o.status for o in service.run_once()] == ["skipped"], "done since last Monday 08:00"
     assert [o.status for o in service.run_once(force_report=True)] == ["done"]
@@ -150,7 +155,7 @@ def test_a_restarted_service_plans_from_the_database(sqlite_url: str, tmp_path: 
         assert claim(name, "old", when - timedelta(seconds=1))
         with session_scope() as session:
             queries.release_job(session, name=name, holder="old", finished=True, now=when)
-    plan = Service(settings, schedules=schedules).first_runs(now)
+    plan = Service(settings, schedules=schedules, sync=None).first_runs(now)
     assert plan == {
         "collect:news": now + timedelta(minutes=10),
         "collect:hn": now,
