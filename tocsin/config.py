@@ -54,6 +54,12 @@ class SourceConfig(_Section):
     query: str = ""
     base_url: str = ""
     interval_minutes: int = Field(default=15, ge=1)
+    # Overrides interval_minutes where a minute is too coarse (the demo, tests).
+    interval_seconds: int | None = Field(default=None, ge=1)
+
+    @property
+    def every_seconds(self) -> int:
+        return self.interval_seconds or self.interval_minutes * 60
     enabled: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -19,11 +19,25 @@ def demo(
     speed: Annotated[
         float, typer.Option(min=0.1, help="Play the live posts faster (2 = twice as fast).")
     ] = 1.0,
+    collect_seconds: Annotated[
+        int, typer.Option(min=1, help="How often the replay sources are collected.")
+    ] = 60,
+    pipeline_seconds: Annotated[
+        int, typer.Option(min=1, help="How often scoring, routing and alerts run.")
+    ] = 10,
     no_board: Annotated[bool, typer.Option("--no-board", help="Service only.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the previous demo's data.")] = False,
 ) -> None:
     """Two fictional brands, a replay source fed over time, scoring, alerts and the board."""
     from tocsin.demo.runner import DemoOptions, run_demo
 
-    options = DemoOptions(demo_dir=folder, port=port, speed=speed, board=not no_board, keep=keep)
+    options = DemoOptions(
+        demo_dir=folder,
+        port=port,
+        speed=speed,
+        collect_seconds=collect_seconds,
+        pipeline_seconds=pipeline_seconds,
+        board=not no_board,
+        keep=keep,
+    )
     raise typer.Exit(run_demo(options, echo=typer.echo))

@@ -36,7 +36,7 @@ class DemoOptions:
     demo_dir: Path
     port: int = 8501
     speed: float = 1.0
-    collect_minutes: int = 1
+    collect_seconds: int = 60
     pipeline_seconds: int = 10
     board: bool = True
     keep: bool = False
@@ -71,7 +71,7 @@ class Demo:
         config = demo_config(
             folder.resolve(),
             port=self.options.port,
-            collect_minutes=self.options.collect_minutes,
+            collect_seconds=self.options.collect_seconds,
             pipeline_seconds=self.options.pipeline_seconds,
         )
         write_config(self.config_path, config)

@@ -74,7 +74,7 @@ def feed_path(demo_dir: Path, slug: str) -> Path:
     return demo_dir / "feeds" / f"{slug}.jsonl"
 
 
-def demo_config(demo_dir: Path, *, port: int, collect_minutes: int, pipeline_seconds: int) -> dict:
+def demo_config(demo_dir: Path, *, port: int, collect_seconds: int, pipeline_seconds: int) -> dict:
     """The demo's tocsin.toml as a dict: brands, a replay source each, team, mailbox alerts."""
     mailbox = demo_dir / "alerts.mbox"
     return {
@@ -87,7 +87,7 @@ def demo_config(demo_dir: Path, *, port: int, collect_minutes: int, pipeline_sec
                 "kind": "replay",
                 "brand": brand["name"],
                 "base_url": feed_path(demo_dir, str(brand["slug"])).resolve().as_uri(),
-                "interval_minutes": collect_minutes,
+                "interval_seconds": collect_seconds,
             }
             for brand in BRANDS
         ],
