@@ -13,11 +13,18 @@ from typing import Any
 
 import pytest
 import scrapy
+from sqlalchemy import select
+from sqlmodel import col
 
+from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.reddit import RedditSpider
-from tests.collectors.support import json_response, response_for
+from storage.db import session_scope
+from storage.models import Mention
+from storage.queries import get_source
+from tests.collectors.support import Reply, ScriptedServer, Seen, json_response, response_for
+from tocsin.config import Settings
 
 SHARED = Path("/work/shared/payloads/reddit")
 API = "https://oauth.reddit.com"
@@ -222,3 +229,105 @@ def test_html_error_page_is_a_loss() -> None:
 
 def token_url() -> str:
     return "https://www.reddit.com/api/v1/access_token"
+
+
+# ---------------------------------------------------------------------- a real crawl, end to end
+
+
+def allow_post(server: ScriptedServer, bodies: list[bytes]) -> None:
+    """Let the scripted server answer POSTs like GETs (their bodies kept in `bodies`)."""
+    handler = server.httpd.RequestHandlerClass
+
+    def do_post(self: Any) -> None:
+        bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        handler.do_GET(self)  # type: ignore[attr-defined]
+
+    handler.do_POST = do_post  # type: ignore[attr-defined]
+
+
+def test_crawl_signs_in_pages_and_advances_the_cursor(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOCSIN_REDDIT_CLIENT_ID", "app-id")
+    monkeypatch.setenv("TOCSIN_REDDIT_CLIENT_SECRET", "app-secret")
+    children = search_listing()["data"]["children"]
+    token = cassette("praw-TestSubreddit.test_search.json", 0)
+    newer = copy.deepcopy(children[1])
+    newer["data"].update(id="9zzzzz", name="t3_9zzzzz", created_utc=1460000000.0)
+    newer["data"]["permalink"] = "/r/redditdev/comments/9zzzzz/praw_new_question/"
+    pages = {None: (children[:3], "t3_3b4erh"), "t3_3b4erh": (children[3:], None)}
+
+    def handler(request: Seen) -> Reply:
+        if request.path == "/api/v1/access_token":
+            return Reply.json(token)
+        if (
+            request.path != "/search"
+            or request.headers.get("authorization") != "Bearer <ACCESS_TOKEN>"
+        ):
+            return Reply(status=404)
+        posts, after = pages[request.query.get("after")]
+        return Reply.json({"kind": "Listing", "data": {"children": posts, "after": after}})
+
+    bodies: list[bytes] = []
+    with ScriptedServer(handler) as server:
+        allow_post(server, bodies)
+        source = {
+            "name": "acme-reddit",
+            "kind": "reddit",
+            "brand": "PRAW",
+            "query": "praw",
+            "base_url": server.url(),
+        }
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            brands=[{"name": "PRAW", "keywords": ["praw"], "excluded_terms": ["OAuth2Util"]}],
+            sources=[source],
+        )
+        [first] = run_crawls(settings=settings)
+        assert (first.status, first.new, first.skipped, first.errors) == ("ok", 5, 1, 0), first
+        [token_call] = server.hits("/api/v1/access_token")
+        expected = base64.b64encode(b"app-id:app-secret").decode()
+        assert token_call.headers["authorization"] == f"Basic {expected}"
+        assert bodies == [b"grant_type=client_credentials"]
+        assert [r.query.get("after") for r in server.hits("/search")] == [None, "t3_3b4erh"]
+        assert stored_cursor("acme-reddit") == {
+            "newest_created_utc": 1458221634.0,
+            "newest_fullname": "t3_4at068",
+        }
+        # A new post arrives on top; the next crawl stops at the first page (known posts).
+        pages[None] = ([newer, *children[:3]], "t3_3b4erh")
+        [second] = run_crawls(settings=settings)
+        assert (second.status, second.new, second.updated, second.skipped) == ("ok", 1, 2, 1)
+        assert len(server.hits("/search")) == 3
+    with session_scope() as session:
+        rows = session.execute(select(Mention).order_by(col(Mention.created_at))).scalars().all()
+        assert len(rows) == 6 and len({r.external_id for r in rows}) == 6
+        assert "t3_3gpbiu" not in {r.external_id for r in rows}  # excluded term
+        newest = rows[-1]
+        assert newest.external_id == "t3_9zzzzz"
+        assert newest.url == "https://www.reddit.com/r/redditdev/comments/9zzzzz/praw_new_question/"
+        assert newest.matched_reason == 'keyword "praw"'
+        assert all(r.platform == "reddit" and r.source_id is not None for r in rows)
+    assert stored_cursor("acme-reddit") == {
+        "newest_created_utc": 1460000000.0,
+        "newest_fullname": "t3_9zzzzz",
+    }
+
+
+def test_missing_credentials_skip_the_source(sqlite_url: str, tmp_path: Path) -> None:
+    source = {
+        "name": "acme-reddit",
+        "kind": "reddit",
+        "query": "acme",
+        "base_url": "http://127.0.0.1:9",
+    }
+    [summary] = run_crawls(settings=Settings(data_dir=tmp_path / "data", sources=[source]))
+    assert summary.status == "skipped: no credentials"
+    assert summary.message == "set TOCSIN_REDDIT_CLIENT_ID, TOCSIN_REDDIT_CLIENT_SECRET"
+
+
+def stored_cursor(name: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = get_source(session, name=name)
+        assert row is not None
+        return dict(row.cursor)
