@@ -24,7 +24,7 @@ from storage.db import session_scope
 from storage.models import Mention
 from storage.queries import get_source
 from tests.collectors.support import Reply, ScriptedServer, Seen, json_response, response_for
-from tocsin.config import Settings
+from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/reddit")
 API = "https://oauth.reddit.com"
@@ -280,8 +280,8 @@ def test_crawl_signs_in_pages_and_advances_the_cursor(
         }
         settings = Settings(
             data_dir=tmp_path / "data",
-            brands=[{"name": "PRAW", "keywords": ["praw"], "excluded_terms": ["OAuth2Util"]}],
-            sources=[source],
+            brands=[BrandConfig(name="PRAW", keywords=["praw"], excluded_terms=["OAuth2Util"])],
+            sources=[SourceConfig.model_validate(source)],
         )
         [first] = run_crawls(settings=settings)
         assert (first.status, first.new, first.skipped, first.errors) == ("ok", 5, 1, 0), first
@@ -321,7 +321,8 @@ def test_missing_credentials_skip_the_source(sqlite_url: str, tmp_path: Path) ->
         "query": "acme",
         "base_url": "http://127.0.0.1:9",
     }
-    [summary] = run_crawls(settings=Settings(data_dir=tmp_path / "data", sources=[source]))
+    settings = Settings(data_dir=tmp_path / "data", sources=[SourceConfig.model_validate(source)])
+    [summary] = run_crawls(settings=settings)
     assert summary.status == "skipped: no credentials"
     assert summary.message == "set TOCSIN_REDDIT_CLIENT_ID, TOCSIN_REDDIT_CLIENT_SECRET"
 
