@@ -18,7 +18,7 @@ agent confirms the post went out. Every step is audited on the case.
 Public functions: `builtin_templates()`, `templates_for(settings, *, lang, topic=None)`,
 `render_template(...)`, `compose(...) -> ComposedReply`, `count_length(text, platform)`,
 `length_limit(platform)`, `check_length(text, platform)`, `dm_link(platform, settings)`,
-`case_reference(case_id)`, `create_draft`, `update_draft`, `approve`, `reject`,
+`case_reference(case_id)`, `create_draft`, `update_draft`, `approve`, `reject`, `check_can_send`,
 `check_no_collision`, `reserve_send`, `record_published`, `undo_send`, `pending_approvals`.
 """
 
@@ -595,20 +595,11 @@ def brand_handles(settings: Settings) -> list[str]:
     return sorted({h.lstrip("@").lower() for h in handles if h})
 
 
-def reserve_send(
-    session: Session,
-    *,
-    reply_id: int,
-    member_id: int,
-    settings: Settings,
-    callback_note: str = "",
-    sent_at: datetime | None = None,
-) -> SendTicket:
-    """The send-time checks, then the reply is recorded as sent (see the module docstring).
-
-    Raises `ReplyCollision` (naming who answered), `CaseHeld`, `NotPermitted` (approval missing)
-    or `ReplyTooLong`; nothing is recorded then.
-    """
+def check_can_send(
+    session: Session, *, reply_id: int, member_id: int, settings: Settings
+) -> tuple[TeamMember, Reply, Case]:
+    """Every send-time check, without recording anything (the composer calls it before showing
+    "copy and open the post"; `reserve_send` calls it again at the moment of sending)."""
     member = cases.get_member(session, member_id)
     reply = _get_reply(session, reply_id)
     case = cases.get_case(session, reply.case_id)
@@ -626,6 +617,26 @@ def reserve_send(
     _ensure_holder(session, case, member)
     check_length(reply.text, case.platform)
     check_no_collision(session, reply=reply, brand_handles=brand_handles(settings))
+    return member, reply, case
+
+
+def reserve_send(
+    session: Session,
+    *,
+    reply_id: int,
+    member_id: int,
+    settings: Settings,
+    callback_note: str = "",
+    sent_at: datetime | None = None,
+) -> SendTicket:
+    """The send-time checks, then the reply is recorded as sent (see the module docstring).
+
+    Raises `ReplyCollision` (naming who answered), `CaseHeld`, `NotPermitted` (approval missing)
+    or `ReplyTooLong`; nothing is recorded then.
+    """
+    member, reply, case = check_can_send(
+        session, reply_id=reply_id, member_id=member_id, settings=settings
+    )
     mention = session.get(Mention, case.mention_id) if case.mention_id else None
     previous = {
         "status": case.status,
