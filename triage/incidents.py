@@ -11,7 +11,9 @@ Incidents that gained nothing for `close_after_hours` are closed.
 
 Similarity: TF-IDF cosine over word stems and character 4-grams of the words (so "crash",
 "crashes", "crashed" and "crashing" meet), with URLs, handles, stop words (English, French) and
-the brand's own keywords removed, since every mention shares those. An incident's title lists
+the brand's own keywords removed, since every mention shares those. IDF counts the window as if
+it also held `IDF_PRIOR_DOCS` unrelated posts, so that a burst filling the whole window keeps the
+weight of the words its posts share. An incident's title lists
 the words most of its posts share.
 """
 
@@ -36,6 +38,9 @@ DEFAULT_MIN_SIZE = 5
 DEFAULT_MIN_SIMILARITY = 0.3
 CHAR_GRAM = 4
 CHAR_WEIGHT = 0.35  # relative weight of a character n-gram against a whole word
+# IDF is computed as if the window also held this many posts about other things: when a burst
+# is nearly all the window holds, the words its posts share must keep their weight.
+IDF_PRIOR_DOCS = 30
 TITLE_WORDS = 4
 
 _STOP_TEXT = """
@@ -125,7 +130,7 @@ def similarity_matrix(docs: Sequence[_Doc]) -> np.ndarray:
     for row, doc in enumerate(docs):
         weights = {}
         for feature, count in doc.features.items():
-            idf = math.log((1 + n) / (1 + df[feature])) + 1.0
+            idf = math.log((1 + n + IDF_PRIOR_DOCS) / (1 + df[feature])) + 1.0
             kind = CHAR_WEIGHT if feature.startswith("c:") else 1.0
             weights[feature] = kind * (1 + math.log(count)) * idf
         norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0

@@ -87,6 +87,13 @@ def http_receiver() -> Iterator[Receiver]:
 # ----------------------------------------------------------------------------- SMTP
 
 
+def body_of(message: EmailMessage, subtype: str) -> str:
+    """The text of a message's plain or html part."""
+    part = message.get_body((subtype,))
+    assert part is not None, f"no {subtype} part"
+    return str(part.get_content())
+
+
 class Inbox:
     """An aiosmtpd handler keeping what arrives."""
 

@@ -12,7 +12,7 @@ import pytest
 
 from alerts.message import AlertMessage, Link, QuotedPost
 from alerts.notifiers import DeliveryError, send
-from tests.alerts.servers import free_port, http_receiver, self_signed_cert, smtp_server
+from tests.alerts.servers import body_of, free_port, http_receiver, self_signed_cert, smtp_server
 from tocsin.config import AlertChannelConfig, Secrets, Settings, SmtpConfig
 
 CASE_URL = "http://board.example.org/case?id=42"
@@ -68,8 +68,8 @@ def test_email_arrives_with_reasons_link_and_escaped_html(
     assert inbox.envelopes[0] == ("tocsin@acme.test", ["lea@example.org"])
     assert email["Subject"] == "[Tocsin] Critical post: @jane_doe on mastodon"
     assert email["Message-ID"] == "<tocsin-alert-7@acme.test>"
-    text = email.get_body(("plain",)).get_content()
-    html = email.get_body(("html",)).get_content()
+    text = body_of(email, "plain")
+    html = body_of(email, "html")
     for part in (text, html):
         assert "author has 250k followers" in part and "mentions a lawyer" in part
         assert CASE_URL in part.replace("&amp;", "&")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -17,7 +18,8 @@ from tocsin.config import get_secrets, get_settings
 from tocsin.errors import UserError
 
 app = typer.Typer(help="Escalation alerts: channels, rules and the outbox.", no_args_is_help=True)
-console = Console(soft_wrap=True, highlight=False)
+# Piped output (cron mails, `| grep`) keeps one alert per line instead of folding at 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _test_message(channel: str, recipients: list[str]) -> AlertMessage:
