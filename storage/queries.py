@@ -1158,48 +1158,118 @@ def brand_reply_in_thread(
     return (str(row[0]), row[1]) if row else None
 
 
-def drafts_awaiting_approval(session: Session) -> list[Reply]:
-    """Drafts whose author requires a lead's approval, oldest first."""
+def viewers_by_case(
+    session: Session, *, case_ids: Sequence[int], since: datetime
+) -> dict[int, list[tuple[TeamMember, datetime]]]:
+    """For a page of the queue at once: case id -> members who had it open since `since`."""
+    if not case_ids:
+        return {}
     stmt = (
-        select(Reply)
-        .join(TeamMember, col(TeamMember.id) == col(Reply.member_id))
-        .where(col(Reply.status) == "draft", col(TeamMember.requires_approval).is_(True))
-        .order_by(col(Reply.created_at), col(Reply.id))
+        select(col(CaseView.case_id), TeamMember, col(CaseView.seen_at))
+        .join(TeamMember, col(TeamMember.id) == col(CaseView.member_id))
+        .where(col(CaseView.case_id).in_(list(case_ids)), col(CaseView.seen_at) >= since)
+        .order_by(col(CaseView.seen_at).desc())
+    )
+    found: dict[int, list[tuple[TeamMember, datetime]]] = {}
+    for case_id, member, seen in session.execute(stmt).all():
+        found.setdefault(int(case_id), []).append((member, seen))
+    return found
+
+
+def mention_scores(session: Session, *, mention_id: int) -> list[Score]:
+    """Every score of a mention, newest first (one per model version)."""
+    stmt = (
+        select(Score)
+        .where(col(Score.mention_id) == mention_id)
+        .order_by(col(Score.scored_at).desc(), col(Score.id).desc())
     )
     return list(session.execute(stmt).scalars())
 
 
-def brand_reply_in_thread(
-    session: Session, *, mention_id: int, handles: Sequence[str], since: datetime
-) -> tuple[str, datetime | None] | None:
-    """A post from one of the brand's accounts answering this mention, posted since `since`
-    and not one of our own published replies: (handle, posted at), or None."""
-    post = session.get(Mention, mention_id)
-    if post is None or not handles:
-        return None
-    threads = {post.external_id, *([post.thread_external_id] if post.thread_external_id else [])}
-    ours = (
-        select(col(Reply.external_id))
-        .where(col(Reply.external_id).is_not(None))
-        .scalar_subquery()
-    )
-    stmt = (
-        select(col(Author.handle), col(Mention.created_at))
-        .join(Author, col(Author.id) == col(Mention.author_id))
-        .where(
-            col(Mention.platform) == post.platform,
-            col(Mention.thread_external_id).in_(threads),
-            col(Mention.parent_external_id) == post.external_id,
-            col(Mention.id) != mention_id,
-            func.lower(col(Author.handle)).in_([h.lstrip("@").lower() for h in handles]),
-            col(Mention.created_at) >= since,
-            col(Mention.external_id).not_in(ours),
+def _time_bucket(session: Session, column: Any, bucket: str) -> Any:
+    """The start of the hour or day of `column`, as text ('2026-11-16 09:00'), on both engines."""
+    if bucket not in ("hour", "day"):
+        raise ValueError("bucket must be 'hour' or 'day'")
+    if session.get_bind().dialect.name == "postgresql":
+        pattern = "YYYY-MM-DD HH24:00" if bucket == "hour" else "YYYY-MM-DD"
+        return func.to_char(func.date_trunc(bucket, column), pattern)
+    return func.strftime("%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d", column)
+
+
+@dataclass(slots=True)
+class OverviewPoint:
+    bucket: str  # '2026-11-16 09:00' (hour) or '2026-11-16' (day), UTC
+    mentions: int
+    negative: int
+    mean_risk: float
+    max_risk: float
+    high_risk: int  # scored mentions with buzz risk >= 70
+
+
+def overview_series(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    bucket: str = "hour",
+    brand_id: int | None = None,
+) -> list[OverviewPoint]:
+    """Volume, negativity and buzz risk per hour or day of posting, oldest first.
+
+    Mentions are counted by posting time; scores are the latest of each mention (one row per
+    mention is enough: a mention scored by two model versions counts once, with the max risk).
+    """
+    moment = _time_bucket(session, col(Mention.created_at), bucket)
+    latest = (
+        select(
+            col(Score.mention_id).label("mention_id"),
+            func.max(col(Score.buzz_risk)).label("risk"),
+            func.max(case((col(Score.sentiment_label) == "negative", 1), else_=0)).label("neg"),
         )
-        .order_by(col(Mention.created_at))
-        .limit(1)
+        .group_by(col(Score.mention_id))
+        .subquery()
     )
-    row = session.execute(stmt).first()
-    return (str(row[0]), row[1]) if row else None
+    conditions = [col(Mention.created_at) >= since, col(Mention.deleted).is_(False)]
+    if until is not None:
+        conditions.append(col(Mention.created_at) < until)
+    if brand_id is not None:
+        conditions.append(col(Mention.brand_id) == brand_id)
+    stmt = (
+        select(
+            moment,
+            func.count(),
+            func.sum(func.coalesce(latest.c.neg, 0)),
+            func.avg(latest.c.risk),
+            func.max(latest.c.risk),
+            func.sum(case((latest.c.risk >= 70, 1), else_=0)),
+        )
+        .select_from(Mention)
+        .outerjoin(latest, latest.c.mention_id == col(Mention.id))
+        .where(*conditions)
+        .group_by(moment)
+        .order_by(moment)
+    )
+    return [
+        OverviewPoint(str(b), int(n), int(neg or 0), float(avg or 0), float(mx or 0), int(hi or 0))
+        for b, n, neg, avg, mx, hi in session.execute(stmt).all()
+    ]
+
+
+def sla_compliance_series(
+    session: Session, *, since: datetime, bucket: str = "day", brand_id: int | None = None
+) -> list[tuple[str, int, int]]:
+    """(bucket, cases answered, answered within their SLA) by when the case opened."""
+    moment = _time_bucket(session, col(Case.created_at), bucket)
+    on_time = func.sum(case((col(Case.first_response_at) <= col(Case.sla_due_at), 1), else_=0))
+    stmt = (
+        select(moment, func.count(), on_time)
+        .where(col(Case.created_at) >= since, col(Case.first_response_at).is_not(None))
+        .group_by(moment)
+        .order_by(moment)
+    )
+    if brand_id is not None:
+        stmt = stmt.where(col(Case.brand_id) == brand_id)
+    return [(str(b), int(n), int(ok or 0)) for b, n, ok in session.execute(stmt).all()]
 
 
 # ---------------------------------------------------------------------- service, reports, data care
