@@ -21,7 +21,8 @@ Public functions:
 - `release(...)`, `assign(...)`, `mark_replied(...)`, `hand_off(...)`, `resolve(...)`,
   `dismiss(...)`, `reopen(...)` -> the updated `Case`.
 - `add_note(...) -> CaseNote`, `add_tags(...)`, `remove_tags(...) -> Case`.
-- `mark_viewing(...)`, `stop_viewing(...)`, `viewers(...) -> list[Viewer]`.
+- `mark_viewing(...)`, `stop_viewing(...)`, `viewers(...) -> list[Viewer]`,
+  `viewers_for(session, *, case_ids, ...) -> dict[int, list[Viewer]]` (a queue page at once).
 """
 
 from __future__ import annotations
@@ -546,3 +547,24 @@ def viewers(
         for m, seen in rows
         if m.id != exclude_member_id
     ]
+
+
+def viewers_for(
+    session: Session,
+    *,
+    case_ids: Iterable[int],
+    exclude_member_id: int | None = None,
+    now: datetime | None = None,
+    window: timedelta = VIEWING_WINDOW,
+) -> dict[int, list[Viewer]]:
+    """`viewers` for a whole page of the queue in one query: case id -> viewers."""
+    since = (now or utcnow()) - window
+    rows = queries.viewers_by_case(session, case_ids=list(case_ids), since=since)
+    return {
+        case_id: [
+            Viewer(member_id=m.id or 0, name=m.name, seen_at=seen)
+            for m, seen in seen_by
+            if m.id != exclude_member_id
+        ]
+        for case_id, seen_by in rows.items()
+    }
