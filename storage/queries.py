@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, SQLModel, col
 
+from storage import bulk
 from storage.models import (
     OPEN_CASE_STATUSES,
     Alert,
@@ -225,23 +226,27 @@ def _upsert_authors(
         }
         for (platform, handle), a in latest.items()
     ]
-    stmt = _insert_for(session, Author)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["platform", "handle"],
-        set_={
-            "external_id": func.coalesce(excluded.external_id, Author.external_id),
-            "display_name": func.coalesce(excluded.display_name, Author.display_name),
-            "followers": func.coalesce(excluded.followers, Author.followers),
-            "verified": excluded.verified,
-            "bio": func.coalesce(excluded.bio, Author.bio),
-            "updated_at": excluded.updated_at,
-        },
+    found = bulk.upsert(
+        session,
+        table=_table(Author),
+        rows=rows,
+        conflict=("platform", "handle"),
+        update=_author_update,
+        returning=("platform", "handle", "id"),
     )
-    # RETURNING makes SQLAlchemy send the rows as multi-row VALUES and hands back the ids.
-    stmt = stmt.returning(col(Author.platform), col(Author.handle), col(Author.id))
-    found = session.execute(stmt, rows).all()
     return {(p, h): i for p, h, i in found}
+
+
+def _author_update(stmt: Any) -> dict[str, Any]:
+    excluded, author = stmt.excluded, _table(Author).c
+    return {
+        "external_id": func.coalesce(excluded.external_id, author.external_id),
+        "display_name": func.coalesce(excluded.display_name, author.display_name),
+        "followers": func.coalesce(excluded.followers, author.followers),
+        "verified": excluded.verified,
+        "bio": func.coalesce(excluded.bio, author.bio),
+        "updated_at": excluded.updated_at,
+    }
 
 
 def _existing_mentions(
@@ -313,44 +318,15 @@ def _upsert_batch(
             result.updated += 1
         else:
             result.inserted += 1
-    stmt = _insert_for(session, Mention)
-    excluded = stmt.excluded
-    newer = or_(
-        col(Mention.engagement_observed_at).is_(None),
-        excluded.engagement_observed_at >= Mention.engagement_observed_at,
+    found = bulk.upsert(
+        session,
+        table=MENTION,
+        rows=rows,
+        conflict=("platform", "external_id"),
+        update=_mention_update,
+        returning=("platform", "external_id", "id"),
     )
-
-    def newest(column: str) -> Any:
-        return case(
-            (newer, func.coalesce(excluded[column], MENTION.c[column])),
-            else_=MENTION.c[column],
-        )
-
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["platform", "external_id"],
-        set_={
-            "text": case((MENTION.c.deleted, ""), else_=excluded.text),
-            "clean_text": case((MENTION.c.deleted, ""), else_=excluded.clean_text),
-            "url": func.coalesce(excluded.url, Mention.url),
-            "title": func.coalesce(excluded.title, Mention.title),
-            "lang": func.coalesce(excluded.lang, Mention.lang),
-            "author_id": func.coalesce(excluded.author_id, Mention.author_id),
-            "source_id": func.coalesce(Mention.source_id, excluded.source_id),
-            "brand_id": func.coalesce(Mention.brand_id, excluded.brand_id),
-            "rating": func.coalesce(excluded.rating, Mention.rating),
-            "likes": newest("likes"),
-            "reposts": newest("reposts"),
-            "replies": newest("replies"),
-            "engagement_observed_at": case(
-                (newer, excluded.engagement_observed_at), else_=Mention.engagement_observed_at
-            ),
-            "raw": func.coalesce(excluded.raw, Mention.raw),
-            # Once deleted at the source, a post stays deleted and textless.
-            "deleted": or_(MENTION.c.deleted, excluded.deleted),
-        },
-    )
-    stmt = stmt.returning(col(Mention.platform), col(Mention.external_id), col(Mention.id))
-    ids = {(p, e): i for p, e, i in session.execute(stmt, rows).all()}
+    ids = {(p, e): i for p, e, i in found}
     result.mention_ids = ids
     snapshots = [
         {
@@ -363,14 +339,47 @@ def _upsert_batch(
         for r in unique.values()
         if (r.likes, r.reposts, r.replies) != (None, None, None)
     ]
-    if snapshots:
-        session.execute(_table(EngagementSnapshot).insert().values(snapshots))
+    bulk.insert_many(session, table=_table(EngagementSnapshot), rows=snapshots)
     deleted_ids = [ids[(r.platform, r.external_id)] for r in unique.values() if r.deleted]
     if deleted_ids:
         session.execute(
             update(Mention).where(col(Mention.id).in_(deleted_ids)).values(text="", clean_text="")
         )
     return result
+
+
+def _mention_update(stmt: Any) -> dict[str, Any]:
+    excluded, mention = stmt.excluded, MENTION.c
+    newer = or_(
+        mention.engagement_observed_at.is_(None),
+        excluded.engagement_observed_at >= mention.engagement_observed_at,
+    )
+
+    def newest(column: str) -> Any:
+        return case(
+            (newer, func.coalesce(excluded[column], mention[column])), else_=mention[column]
+        )
+
+    return {
+        "text": case((mention.deleted, ""), else_=excluded.text),
+        "clean_text": case((mention.deleted, ""), else_=excluded.clean_text),
+        "url": func.coalesce(excluded.url, mention.url),
+        "title": func.coalesce(excluded.title, mention.title),
+        "lang": func.coalesce(excluded.lang, mention.lang),
+        "author_id": func.coalesce(excluded.author_id, mention.author_id),
+        "source_id": func.coalesce(mention.source_id, excluded.source_id),
+        "brand_id": func.coalesce(mention.brand_id, excluded.brand_id),
+        "rating": func.coalesce(excluded.rating, mention.rating),
+        "likes": newest("likes"),
+        "reposts": newest("reposts"),
+        "replies": newest("replies"),
+        "engagement_observed_at": case(
+            (newer, excluded.engagement_observed_at), else_=mention.engagement_observed_at
+        ),
+        "raw": func.coalesce(excluded.raw, mention.raw),
+        # Once deleted at the source, a post stays deleted and textless.
+        "deleted": or_(mention.deleted, excluded.deleted),
+    }
 
 
 def upsert_mentions(
@@ -1277,6 +1286,7 @@ def sla_compliance_series(
 
 from datetime import timedelta  # noqa: E402  (this section's imports stay with it)
 
+from sqlalchemy import null as _null  # noqa: E402
 from sqlmodel import col as _col  # noqa: E402
 
 from storage import models as _m  # noqa: E402
@@ -1531,7 +1541,7 @@ def purge_raw_payloads(session: Session, *, collected_before: datetime) -> int:
         .where(
             _col(_m.Mention.collected_at) < collected_before, _col(_m.Mention.raw).is_not(None)
         )
-        .values(raw=None)
+        .values(raw=_null())  # SQL NULL; None would store a JSON null
         .execution_options(synchronize_session=False)
     )
     return _rowcount(outcome)
@@ -1579,7 +1589,7 @@ def scrub_deleted_mentions(session: Session) -> int:
     outcome = session.execute(
         update(mention)
         .where(_col(mention.deleted).is_(True), leftovers)
-        .values(raw=None, text="", clean_text="")
+        .values(raw=_null(), text="", clean_text="")
         .execution_options(synchronize_session=False)
     )
     return _rowcount(outcome)
@@ -2110,3 +2120,95 @@ def record_crawl_outcome(
     if advance:
         values.update(cursor=cursor or {}, etag=etag, last_modified=last_modified)
     session.execute(update(_Source).where(col(_Source.id) == source_id).values(**values))
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def open_cases_with_post_times(
+    session: Session, *, before: datetime
+) -> list[tuple[Case, datetime]]:
+    """Open cases whose post appeared before `before`, with the post's time (demo history)."""
+    stmt = (
+        select(Case, col(Mention.created_at))
+        .join(Mention, col(Mention.id) == col(Case.mention_id))
+        .where(col(Case.status).in_(list(OPEN_CASE_STATUSES)), col(Mention.created_at) < before)
+        .order_by(col(Case.id))
+    )
+    return [(case, posted) for case, posted in session.execute(stmt).all() if posted is not None]
+
+
+# ----------------------------------------------------------------------------- classifier
+# Reads for the batch scorer (clustering, the usual engagement pace, re-scores) and training.
+
+
+def engagement_samples(
+    session: Session, *, brand_ids: Iterable[int | None], since: datetime, limit: int = 2000
+) -> dict[int | None, list[float]]:
+    """Engagement per minute since posting of each brand's recent mentions (newest first)."""
+    result: dict[int | None, list[float]] = {}
+    for brand_id in set(brand_ids):
+        brand_column = col(Mention.brand_id)
+        brand_filter = brand_column.is_(None) if brand_id is None else brand_column == brand_id
+        stmt = (
+            select(
+                col(Mention.likes),
+                col(Mention.reposts),
+                col(Mention.replies),
+                col(Mention.created_at),
+                col(Mention.engagement_observed_at),
+            )
+            .where(
+                brand_filter,
+                col(Mention.created_at) >= since,
+                col(Mention.engagement_observed_at).is_not(None),
+            )
+            .order_by(col(Mention.created_at).desc())
+            .limit(limit)
+        )
+        rates = []
+        for likes, reposts, replies, created, observed in session.execute(stmt).all():
+            minutes = max((observed - created).total_seconds() / 60.0, 1.0)
+            rates.append(((likes or 0) + (reposts or 0) + (replies or 0)) / minutes)
+        result[brand_id] = rates
+    return result
+
+
+def scores_for_version(
+    session: Session, *, mention_ids: Iterable[int], model_version: str
+) -> dict[int, Score]:
+    """Existing scores of these mentions by one model version (a re-score updates them)."""
+    wanted = list(set(mention_ids))
+    if not wanted:
+        return {}
+    stmt = select(Score).where(
+        col(Score.mention_id).in_(wanted), col(Score.model_version) == model_version
+    )
+    return {score.mention_id: score for score in session.execute(stmt).scalars()}
+
+
+def feedback_examples(session: Session) -> list[tuple[str, str | None, str, str]]:
+    """(text, lang, field, value) of the team's score corrections, latest per mention and field."""
+    stmt = (
+        select(
+            col(Feedback.mention_id),
+            col(Feedback.field),
+            col(Feedback.new_value),
+            col(Mention.clean_text),
+            col(Mention.text),
+            col(Mention.lang),
+        )
+        .join(Mention, col(Mention.id) == col(Feedback.mention_id))
+        .where(col(Mention.deleted).is_(False))
+        .order_by(col(Feedback.created_at), col(Feedback.id))
+    )
+    latest: dict[tuple[int, str], tuple[str, str | None, str, str]] = {}
+    for mention_id, field_name, value, clean, raw, lang in session.execute(stmt).all():
+        latest[(mention_id, field_name)] = (clean or raw or "", lang, field_name, value)
+    return list(latest.values())
+
+
+def count_unscored(session: Session) -> int:
+    """Mentions still waiting for a score."""
+    waiting = (col(Mention.scored).is_(False), col(Mention.deleted).is_(False))
+    return int(session.execute(select(func.count()).where(*waiting)).scalar() or 0)
