@@ -145,12 +145,12 @@ def main() -> None:
                     select(func.count()).select_from(Mention).where(col(Mention.scored))
                 ).scalar_one()
                 top = triage_queue(session, limit=1)
-            if "marker case on top" not in marks and top and top[0].mention:
-                if top[0].mention.external_id == "burst-marker":
-                    marks["marker case on top"] = now
-            if "marker alert sent" not in marks and mailbox.exists():
-                if "allergic reaction" in mailbox.read_text(errors="replace"):
-                    marks["marker alert sent"] = now
+            on_top = bool(top and top[0].mention)
+            if on_top and top[0].mention.external_id == "burst-marker":  # type: ignore[union-attr]
+                marks.setdefault("marker case on top", now)
+            alerted = mailbox.exists() and "allergic" in mailbox.read_text(errors="replace")
+            if alerted:
+                marks.setdefault("marker alert sent", now)
             if "burst stored" not in marks and stored >= args.posts:
                 marks["burst stored"] = now
             if "burst scored" not in marks and scored >= args.posts:
