@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import scrapy
+from sqlalchemy import select
+from sqlmodel import col
 
+from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.discourse import DiscourseSpider
-from tests.collectors.support import DATA, json_response
+from storage.db import session_scope
+from storage.models import Mention
+from storage.queries import get_source
+from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response
+from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/discourse")
 FORUM = "https://forum.example.com/community"
@@ -171,3 +178,89 @@ def test_a_source_without_forum_url_asks_for_nothing() -> None:
     spider = DiscourseSpider(source=spec)
     assert started(spider) == []
     assert spider.counters["malformed"] == 1
+
+
+# ---------------------------------------------------------------------- real crawls, end to end
+
+
+def forum_handler(extra: list[dict[str, Any]]) -> Any:
+    """A forum under /forum: latest posts with inclusive `before`, search, and single posts."""
+    recorded = load("posts_latest.json")["latest_posts"]
+    search = json.loads((DATA / "discourse/search.json").read_text(encoding="utf-8"))
+
+    def handler(request: Seen) -> Reply:
+        posts = sorted([*extra, *recorded], key=lambda p: -int(p["id"]))
+        if request.path == "/forum/posts.json":
+            before = int(request.query.get("before", 10**9))
+            return Reply.json({"latest_posts": [p for p in posts if p["id"] <= before][:2]})
+        if request.path == "/forum/search.json":
+            if request.query.get("page") == "1":
+                return Reply.json(search)
+            return Reply.json({"posts": [], "topics": [], "grouped_search_result": {}})
+        if request.path.startswith("/forum/posts/"):
+            wanted = int(request.path.rsplit("/", 1)[1].removesuffix(".json"))
+            return Reply.json(next(p for p in posts if p["id"] == wanted))
+        return Reply(status=404, body="not found")
+
+    return handler
+
+
+def test_latest_and_search_crawls_store_posts_and_advance(sqlite_url: str, tmp_path: Path) -> None:
+    extra: list[dict[str, Any]] = []
+    with ScriptedServer(forum_handler(extra)) as server:
+        base = server.url("/forum")
+        sources = [
+            {"name": "forum-latest", "kind": "discourse", "brand": "Forum", "base_url": base},
+            {
+                "name": "forum-search",
+                "kind": "discourse",
+                "brand": "Forum",
+                "base_url": base,
+                "query": "discourse",
+            },
+        ]
+        brand = BrandConfig(name="Forum", keywords=["holla", "discourse", "site feedback"])
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            brands=[brand],
+            sources=[SourceConfig.model_validate(s) for s in sources],
+        )
+        latest, searched = run_crawls(settings=settings)
+        # Two posts a page: 15, 14 | 14, 10 | 10, 2 | 2 (the boundary post repeats, then the end).
+        assert (latest.status, latest.new, latest.skipped) == ("ok", 3, 1), latest
+        befores = [r.query.get("before") for r in server.hits("/forum/posts.json")]
+        assert befores == [None, "14", "10", "2"]
+        assert cursor_of("forum-latest") == {"last_post_id": 15}
+        # Search: three hits read in full, page 2 empty; posts already stored are updated.
+        assert (searched.status, searched.new, searched.updated) == ("ok", 0, 2), searched
+        assert searched.skipped == 1
+        assert cursor_of("forum-search") == {"last_post_id": 15}
+
+        newer = {**latest_post(15), "id": 16, "post_number": 3, "reply_to_post_number": 2}
+        newer["cooked"] = "<p>Holla back &amp; welcome 🎉</p>"
+        extra.append(newer)
+        asked = len(server.hits("/forum/posts.json"))
+        [again] = run_crawls(["forum-latest"], settings=settings)
+        assert (again.status, again.new, again.updated) == ("ok", 1, 0), again
+        assert len(server.hits("/forum/posts.json")) == asked + 1  # the first page was enough
+    assert cursor_of("forum-latest") == {"last_post_id": 16}
+    with session_scope() as session:
+        rows = session.execute(select(Mention).order_by(col(Mention.created_at))).scalars().all()
+    host = f"127.0.0.1:{server.port}/forum"
+    assert [r.external_id for r in rows] == [
+        f"{host}/t/2/1",
+        f"{host}/t/7/1",
+        f"{host}/t/11/2",
+        f"{host}/t/11/3",
+    ]
+    reply = rows[-1]
+    assert reply.clean_text == "Holla back & welcome 🎉"
+    assert reply.parent_external_id == f"{host}/t/11/2"
+    assert reply.url == f"{base}/t/this-is-an-uncategorized-title/11/3"
+
+
+def cursor_of(name: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = get_source(session, name=name)
+        assert row is not None
+        return dict(row.cursor)
