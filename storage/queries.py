@@ -1228,35 +1228,36 @@ def overview_series(
     Mentions are counted by posting time; scores are the latest of each mention (one row per
     mention is enough: a mention scored by two model versions counts once, with the max risk).
     """
-    moment = _time_bucket(session, col(Mention.created_at), bucket)
-    latest = (
-        select(
-            col(Score.mention_id).label("mention_id"),
-            func.max(col(Score.buzz_risk)).label("risk"),
-            func.max(case((col(Score.sentiment_label) == "negative", 1), else_=0)).label("neg"),
-        )
-        .group_by(col(Score.mention_id))
-        .subquery()
-    )
     conditions = [col(Mention.created_at) >= since, col(Mention.deleted).is_(False)]
     if until is not None:
         conditions.append(col(Mention.created_at) < until)
     if brand_id is not None:
         conditions.append(col(Mention.brand_id) == brand_id)
-    stmt = (
+    # One row per mention of the window first (its scores folded), then the buckets: the score
+    # lookups go through ix_score_mention_id for the window's mentions only.
+    per_mention = (
         select(
-            moment,
-            func.count(),
-            func.sum(func.coalesce(latest.c.neg, 0)),
-            func.avg(latest.c.risk),
-            func.max(latest.c.risk),
-            func.sum(case((latest.c.risk >= 70, 1), else_=0)),
+            _time_bucket(session, col(Mention.created_at), bucket).label("bucket"),
+            func.max(col(Score.buzz_risk)).label("risk"),
+            func.max(case((col(Score.sentiment_label) == "negative", 1), else_=0)).label("neg"),
         )
         .select_from(Mention)
-        .outerjoin(latest, latest.c.mention_id == col(Mention.id))
+        .outerjoin(Score, col(Score.mention_id) == col(Mention.id))
         .where(*conditions)
-        .group_by(moment)
-        .order_by(moment)
+        .group_by(col(Mention.id), col(Mention.created_at))
+        .subquery()
+    )
+    stmt = (
+        select(
+            per_mention.c.bucket,
+            func.count(),
+            func.sum(func.coalesce(per_mention.c.neg, 0)),
+            func.avg(per_mention.c.risk),
+            func.max(per_mention.c.risk),
+            func.sum(case((per_mention.c.risk >= 70, 1), else_=0)),
+        )
+        .group_by(per_mention.c.bucket)
+        .order_by(per_mention.c.bucket)
     )
     return [
         OverviewPoint(str(b), int(n), int(neg or 0), float(avg or 0), float(mx or 0), int(hi or 0))
