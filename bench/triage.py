@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import select, text
+from sqlmodel import col
 
 from storage import db as storage_db
 from storage import queries
@@ -99,7 +100,7 @@ def fill(n_mentions: int) -> dict[str, Any]:
                 rows,
             )
     with session_scope() as session:
-        ids = list(session.execute(select(Mention.id).where(Mention.scored)).scalars())  # type: ignore[arg-type]
+        ids = list(session.execute(select(col(Mention.id)).where(col(Mention.scored))).scalars())
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
         with session_scope() as session:
@@ -146,7 +147,9 @@ def fill(n_mentions: int) -> dict[str, Any]:
                 )
     with session_scope() as session:
         resolved = list(
-            session.execute(select(Case.id, Case.assignee_id).where(Case.status == "resolved"))  # type: ignore[arg-type]
+            session.execute(
+                select(col(Case.id), col(Case.assignee_id)).where(col(Case.status) == "resolved")
+            )
         )
         session.execute(
             Reply.__table__.insert(),  # type: ignore[attr-defined]
@@ -190,7 +193,10 @@ def bench(url: str, n: int) -> list[tuple[str, float]]:
 
     with session_scope() as session:
         case = session.execute(
-            select(Case).where(Case.status == "new").order_by(Case.priority.desc()).limit(1)  # type: ignore[attr-defined]
+            select(Case)
+            .where(col(Case.status) == "new")
+            .order_by(col(Case.priority).desc())
+            .limit(1)
         ).scalar_one()
         mention = session.get(Mention, case.mention_id)
         assert mention is not None
