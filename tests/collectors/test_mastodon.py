@@ -13,11 +13,17 @@ from typing import Any
 import pytest
 import scrapy
 import yaml
+from sqlalchemy import select
 
+from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.mastodon import MastodonSpider, link_targets
-from tests.collectors.support import response_for
+from storage.db import session_scope
+from storage.models import Author, Mention
+from storage.queries import get_source
+from tests.collectors.support import Reply, ScriptedServer, Seen, response_for
+from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/mastodon")
 INSTANCE = "https://mastodon.example"
@@ -205,3 +211,96 @@ def test_a_timeline_that_is_not_a_list_is_a_loss() -> None:
     spider = make(hashtags=["acme"])
     assert list(spider.parse(page(INSTANCE, not_found), tag="acme")) == []
     assert not spider.finished_without_loss
+
+
+# ---------------------------------------------------------------------- a real crawl, end to end
+
+
+class FakeTagTimeline:
+    """`/api/v1/timelines/tag/<tag>` over recorded statuses: max_id/min_id paging, Link headers.
+
+    Like the recorded instance, it names itself http://localhost:3000 in its Link headers.
+    """
+
+    page_size = 4
+
+    def __init__(self, statuses: list[dict[str, Any]]) -> None:
+        self.statuses = statuses
+
+    def __call__(self, request: Seen) -> Reply:
+        if request.path != "/api/v1/timelines/tag/acme":
+            return Reply(status=404, body='{"error":"Not Found"}')
+        newest_first = sorted(self.statuses, key=lambda s: -int(s["id"]))
+        if "min_id" in request.query:
+            after = [s for s in newest_first if int(s["id"]) > int(request.query["min_id"])]
+            page = after[-self.page_size :]
+        else:
+            below = int(request.query.get("max_id", 10**30))
+            page = [s for s in newest_first if int(s["id"]) < below][: self.page_size]
+        headers = {}
+        if page:
+            here = "http://localhost:3000/api/v1/timelines/tag/acme"
+            older, newer = page[-1]["id"], page[0]["id"]
+            headers["Link"] = (
+                f'<{here}?max_id={older}>; rel="next", <{here}?min_id={newer}>; rel="prev"'
+            )
+
+        return Reply.json(page, headers=headers)
+
+
+def recorded_toots() -> list[dict[str, Any]]:
+    first, _ = interaction("mastodonpy-test_fetch_next_previous.yaml", 11)
+    second, _ = interaction("mastodonpy-test_fetch_next_previous.yaml", 12)
+    return [*first, *second]  # "Toot number 9!" ... "Toot number 0!"
+
+
+def test_hashtag_crawl_backfills_then_moves_forward(sqlite_url: str, tmp_path: Path) -> None:
+    toots = recorded_toots()
+    timeline = FakeTagTimeline(toots)
+    with ScriptedServer(timeline) as server:
+        source = {
+            "name": "acme-mastodon",
+            "kind": "mastodon",
+            "brand": "Toots",
+            "base_url": server.url(),
+            "options": {"hashtags": ["acme"]},
+        }
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            brands=[
+                BrandConfig(name="Toots", keywords=["toot number"], excluded_terms=["number 3"])
+            ],
+            sources=[SourceConfig.model_validate(source)],
+        )
+        [first] = run_crawls(settings=settings)
+        assert (first.status, first.new, first.skipped) == ("ok", 9, 1), first
+        asked = [r.query.get("max_id") for r in server.hits("/api/v1/timelines/tag/acme")]
+        assert asked == [None, "117020580496489811", "117020580467310235", "117020580452511285"]
+        assert cursor_of("acme-mastodon") == {"min_id:acme": "117020580518794573"}
+
+        later = []
+        for n in range(1, 6):  # five new toots, with larger ids
+            toot = copy.deepcopy(toots[0])
+            toot["id"] = str(117020580518794573 + n * 1000)
+            toot["uri"] = f"{toot['uri']}-{n}"
+            toot["content"] = f"<p>Toot number {9 + n}! &lt;3</p>"
+            later.append(toot)
+        timeline.statuses.extend(later)
+        [second] = run_crawls(settings=settings)
+        assert (second.status, second.new, second.updated) == ("ok", 5, 0), second
+        forward = [r.query.get("min_id") for r in server.hits("/api/v1/timelines/tag/acme")[4:]]
+        assert forward == ["117020580518794573", "117020580518798573", later[-1]["id"]]
+    assert cursor_of("acme-mastodon") == {"min_id:acme": later[-1]["id"]}
+    with session_scope() as session:
+        rows = session.execute(select(Mention)).scalars().all()
+        texts = sorted(r.clean_text for r in rows)
+        authors = {session.get(Author, r.author_id).handle for r in rows if r.author_id}  # type: ignore[union-attr]
+    assert len(rows) == 14 and "Toot number 14! <3" in texts and "Toot number 3!" not in texts
+    assert authors == {f"mastodonpy_test@127.0.0.1:{server.port}"}
+
+
+def cursor_of(name: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = get_source(session, name=name)
+        assert row is not None
+        return dict(row.cursor)
