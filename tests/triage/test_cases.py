@@ -211,3 +211,28 @@ def test_who_is_viewing(db_url: str) -> None:
     with session_scope() as session:
         assert cases.viewers(session, case_id=case_id, now=now) == []
         assert session.get(Case, case_id) is not None
+
+
+def test_every_change_of_a_case_row_has_its_audit_event(db_url: str) -> None:
+    """Each version bump (a change to the case row) is matched by exactly one case.* event."""
+    case_id, ana, ben, lea = _setup()
+    with session_scope() as session:
+        cases.claim(session, case_id=case_id, member_id=ana)
+        cases.add_tags(session, case_id=case_id, member_id=ana, tags=["vip"])
+        cases.release(session, case_id=case_id, member_id=ana)
+        cases.claim(session, case_id=case_id, member_id=ben)
+        cases.assign(session, case_id=case_id, assignee_id=ana, by_id=lea, reason="fr speaker")
+        cases.mark_replied(session, case_id=case_id, member_id=ana, reply_id=1)
+        cases.hand_off(session, case_id=case_id, member_id=ana, handoff="phone_callback")
+        cases.remove_tags(session, case_id=case_id, member_id=ana, tags=["vip"])
+        cases.resolve(session, case_id=case_id, member_id=ana)
+        cases.reopen(session, case_id=case_id, member_id=lea, reason="came back")
+        cases.dismiss(session, case_id=case_id, member_id=lea, reason="duplicate")
+        case = cases.get_case(session, case_id)
+        changes = [
+            e
+            for e in audit_events(session, entity_type="case", entity_id=case_id)
+            if e.action != "case.note_added"
+        ]
+    assert len(changes) == case.version - 1 == 11
+    assert all(e.actor_id in (ana, ben, lea) for e in changes)
