@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from datetime import UTC, datetime
@@ -11,11 +12,17 @@ from typing import Any
 
 import pytest
 import scrapy
+from sqlalchemy import select
 
+from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.bluesky import BlueskySpider, alt_texts, record_key
-from tests.collectors.support import DATA, json_response, response_for
+from storage.db import session_scope
+from storage.models import Mention
+from storage.queries import get_source
+from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response, response_for
+from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/bluesky")
 PDS = "https://pds.example"
@@ -186,3 +193,94 @@ def test_a_post_with_a_bad_uri_is_skipped_and_counted() -> None:
     assert len(items) == 1 and spider.counters["malformed"] == 1 and spider.finished_without_loss
     with pytest.raises(ValueError):
         record_key("at://did:plc:x/app.bsky.feed.post/")
+
+
+# ---------------------------------------------------------------------- a real crawl, end to end
+
+
+def allow_post(server: ScriptedServer, bodies: list[bytes]) -> None:
+    """Let the scripted server answer POSTs like GETs (their bodies kept in `bodies`)."""
+    handler = server.httpd.RequestHandlerClass
+
+    def do_post(self: Any) -> None:
+        bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        handler.do_GET(self)  # type: ignore[attr-defined]
+
+    handler.do_POST = do_post  # type: ignore[attr-defined]
+
+
+def test_crawl_signs_in_pages_and_sends_since_next_time(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOCSIN_BLUESKY_HANDLE", "acme-monitor.bsky.social")
+    monkeypatch.setenv("TOCSIN_BLUESKY_APP_PASSWORD", "abcd-efgh-ijkl")
+    page1 = json.loads((DATA / "bluesky/searchPosts_page1.json").read_text(encoding="utf-8"))
+    page2 = json.loads((DATA / "bluesky/searchPosts_page2.json").read_text(encoding="utf-8"))
+
+    def handler(request: Seen) -> Reply:
+        if request.path == "/xrpc/com.atproto.server.createSession":
+            return Reply(
+                body=(DATA / "bluesky/createSession.json").read_bytes(),
+                headers={"Content-Type": "application/json"},
+            )
+        if request.path != "/xrpc/app.bsky.feed.searchPosts":
+            return Reply(status=404)
+        if request.headers.get("authorization") != "Bearer test-access-jwt.not-a-real-token":
+            return Reply.json({"error": "AuthMissing"}, status=401)
+        return Reply.json(page2 if request.query.get("cursor") == "2" else page1)
+
+    bodies: list[bytes] = []
+    with ScriptedServer(handler) as server:
+        allow_post(server, bodies)
+        source = {
+            "name": "acme-bsky",
+            "kind": "bluesky",
+            "brand": "Acme Air",
+            "query": "acme air",
+            "base_url": server.url(),
+        }
+        brand = BrandConfig(name="Acme Air", keywords=["acme air"], handles=["@acmeair.example"])
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            brands=[brand],
+            sources=[SourceConfig.model_validate(source)],
+        )
+        [first] = run_crawls(settings=settings)
+        assert (first.status, first.new, first.errors) == ("ok", 3, 0), first
+        assert json.loads(bodies[0]) == {
+            "identifier": "acme-monitor.bsky.social",
+            "password": "abcd-efgh-ijkl",
+        }
+        assert [r.query.get("cursor") for r in server.hits("/xrpc/app.bsky.feed.searchPosts")] == [
+            None,
+            "2",
+        ]
+        assert cursor_of("acme-bsky") == {"newest_indexed_at": "2026-11-20T09:15:03.481000Z"}
+
+        fresh = copy.deepcopy(page1["posts"][0])
+        fresh["uri"] = fresh["uri"].replace("3lbqz2kxyz22a", "3lbr0newpost2")
+        fresh["record"]["text"] = "Update: Acme Air rebooked me 🙏"
+        fresh["indexedAt"] = "2026-11-20T10:00:00.000Z"
+        page1["posts"].insert(0, fresh)
+        [second] = run_crawls(settings=settings)
+        assert (second.status, second.new, second.updated) == ("ok", 1, 2), second
+        last = server.hits("/xrpc/app.bsky.feed.searchPosts")[-1]
+        assert (
+            last.query.get("since") == "2026-11-20T09:15:03.481000Z" and "cursor" not in last.query
+        )
+    assert cursor_of("acme-bsky") == {"newest_indexed_at": "2026-11-20T10:00:00.000000Z"}
+    with session_scope() as session:
+        rows = session.execute(select(Mention)).scalars().all()
+    assert len(rows) == 4
+    assert {r.url for r in rows} >= {
+        "https://bsky.app/profile/jane.travels.example/post/3lbr0newpost2"
+    }
+    jane = next(r for r in rows if r.external_id.endswith("3lbqz2kxyz22a"))
+    assert jane.matched_reason == "handle @acmeair.example" and jane.likes == 31
+
+
+def cursor_of(name: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = get_source(session, name=name)
+        assert row is not None
+        return dict(row.cursor)
