@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-POSTS = [
+POSTS: list[dict[str, Any]] = [
     {
         "id": "p1",
         "text": "Acme Air lost my passport at the gate, my flight leaves in one hour. Help now!",
