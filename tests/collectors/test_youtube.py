@@ -8,12 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import scrapy
+from sqlalchemy import select
+from sqlmodel import col
 
+from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.youtube import YoutubeSpider
-from tests.collectors.support import json_response
+from storage.db import session_scope
+from storage.models import Mention
+from storage.queries import get_source
+from tests.collectors.support import Reply, ScriptedServer, Seen, json_response
+from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/youtube")
 API = "https://yt.example/youtube/v3"
@@ -149,3 +157,61 @@ def test_a_thread_without_top_level_comment_is_skipped() -> None:
         list(spider.parse(json_response(THREADS, page), param="videoId", value="F1UP7wRCPH8"))
     )
     assert len(items) == 4 and spider.counters["malformed"] == 1 and spider.finished_without_loss
+
+
+# ---------------------------------------------------------------------- a real crawl, end to end
+
+
+def test_crawl_pages_with_the_key_in_a_header(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOCSIN_YOUTUBE_API_KEY", "AIza-test-key")
+    page1 = load("comment_threads_by_video_paged_1.json")
+    page2 = load("comment_threads_by_video_paged_2.json")  # the same threads again: no duplicates
+
+    def handler(request: Seen) -> Reply:
+        if request.path != "/youtube/v3/commentThreads":
+            return Reply(status=404)
+        if request.headers.get("x-goog-api-key") != "AIza-test-key" or "key" in request.query:
+            return Reply.json({"error": {"code": 403, "message": "API key missing"}}, status=403)
+        if request.query.get("videoId") != "F1UP7wRCPH8":
+            return Reply.json({"error": {"code": 404, "message": "videoNotFound"}}, status=404)
+        return Reply.json(page2 if request.query.get("pageToken") else page1)
+
+    with ScriptedServer(handler) as server:
+        source = {
+            "name": "acme-yt",
+            "kind": "youtube",
+            "brand": "Chrome",
+            "base_url": server.url("/youtube/v3"),
+            "options": {"video_ids": ["F1UP7wRCPH8"], "match_all": True},
+        }
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            brands=[BrandConfig(name="Chrome", keywords=["chrome"])],
+            sources=[SourceConfig.model_validate(source)],
+        )
+        [first] = run_crawls(settings=settings)
+        assert (first.status, first.new, first.errors) == ("ok", 5, 0), first
+        assert len(server.hits("/youtube/v3/commentThreads")) == 2
+        assert cursor_of("acme-yt") == {"newest:F1UP7wRCPH8": "2019-11-26T15:51:44.000000Z"}
+        [second] = run_crawls(settings=settings)
+        assert (second.status, second.new, second.updated) == ("ok", 0, 5), second
+        assert len(server.hits("/youtube/v3/commentThreads")) == 3  # stopped at known comments
+
+        source["options"] = {"video_ids": ["F1UP7wRCPH8", "gone"], "match_all": True}
+        settings.sources = [SourceConfig.model_validate(source)]
+        [third] = run_crawls(settings=settings)
+        assert third.status == "partial" and third.errors == 1 and "HTTP 404" in third.message
+    with session_scope() as session:
+        rows = session.execute(select(Mention).order_by(col(Mention.created_at))).scalars().all()
+    assert len(rows) == 5
+    assert rows[0].replies == 2 and rows[0].clean_text.startswith("Lot's of good light")
+    assert rows[-1].text == '<a href="http://google.com/">Google.com</a>'
+
+
+def cursor_of(name: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = get_source(session, name=name)
+        assert row is not None
+        return dict(row.cursor)
