@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -176,6 +177,8 @@ def _run_spider(spider_cls: type[MentionSpider], spec: SourceSpec) -> tuple[Ment
     from scrapy.crawler import CrawlerProcess
 
     process = CrawlerProcess(crawl_settings(spec.options), install_root_handler=True)
+    # Scrapy logs every scraped item at DEBUG; building those records costs more than parsing.
+    logging.getLogger("scrapy.core.scraper").setLevel(logging.INFO)
     crawler = process.create_crawler(spider_cls)
     process.crawl(crawler, source=spec)
     process.start()

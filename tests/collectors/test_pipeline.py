@@ -101,6 +101,7 @@ def test_store_batch_counts_new_then_updated(db_url: str) -> None:
     with session_scope() as session:
         assert session.execute(select(func.count()).select_from(Mention)).scalar_one() == 2
         assert session.execute(select(func.count()).select_from(Author)).scalar_one() == 1
-        stored = session.execute(select(Mention).where(col(Mention.external_id) == "1")).scalar_one()
+        query = select(Mention).where(col(Mention.external_id) == "1")
+        stored = session.execute(query).scalar_one()
         assert stored.source_id == ids[1] and stored.brand_id == ids[0]
         assert stored.matched_reason == 'keyword "acme air"'
