@@ -18,7 +18,7 @@ install: $(STAMP)
 
 # Debian's Chromium for the browser test (Playwright drives it; no browser download).
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null)
 
 # PDF reports: Pango for WeasyPrint; poppler-utils (pdftoppm, pdftotext) for the report test.
 report-deps:

@@ -217,9 +217,9 @@ def _header(view: CasePage, member: SignedIn) -> None:
     holder = view.members.get(case.assignee_id or -1, "nobody")
     st.markdown(
         f"{common.tier_badge(case.urgency_tier)} {common.risk_badge(case.buzz_risk)} "
-        f"{common.sla_badge(case.sla_due_at)} · "
+        f"{common.sla_badge(case.sla_due_at, answered=case.first_response_at)} · "
         f"**{md_escape(common.STATUS_LABELS.get(case.status, case.status))}** · "
-        f"held by **{md_escape(holder)}** · priority {case.priority:.1f}"
+        f"held by **{md_escape(holder)}** {common.priority_label(case)}"
     )
     if case.assignee_id not in (None, member.member_id):
         st.warning(f"{holder} holds this case. Only they or a lead can answer or close it.")
@@ -299,15 +299,15 @@ def _scores(view: CasePage, member: SignedIn) -> None:
     if score is None:
         st.caption("Not scored yet.")
         return
-    cols = st.columns(4)
-    cols[0].metric("Sentiment", score.sentiment_label, f"{score.sentiment_negative:.0%} negative")
-    cols[1].metric("Urgency", score.urgency_tier, f"{score.urgency_score:.2f}")
-    cols[2].metric(
+    top, bottom = st.columns(2), st.columns(2)
+    top[0].metric("Sentiment", score.sentiment_label, f"{score.sentiment_negative:.0%} negative")
+    top[1].metric("Urgency", score.urgency_tier, f"score {score.urgency_score:.2f}")
+    bottom[0].metric(
         "Complaint",
         "yes" if score.is_complaint else "no",
         f"severity {score.complaint_severity}",
     )
-    cols[3].metric("Buzz risk", f"{score.buzz_risk:.0f}", score.buzz_tier)
+    bottom[1].metric("Buzz risk", f"{score.buzz_risk:.0f}", score.buzz_tier)
     if score.buzz_reasons:
         st.markdown("\n".join(f"- {md_escape(reason)}" for reason in score.buzz_reasons))
     st.caption(f"model {md_escape(score.model_version)} · scored {common.when(score.scored_at)}")
@@ -431,7 +431,9 @@ def render() -> None:
     left, right = st.columns([3, 2])
     with left:
         _post(view)
-        composer.render(view.case, view.mention, view.author, view.replies, view.tasks, member)
+        composer.render(
+            view.case, view.mention, view.author, view.replies, view.tasks, member, view.members
+        )
         _notes(view, member)
     with right:
         _author(view)

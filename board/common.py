@@ -10,6 +10,7 @@ import streamlit as st
 from sqlmodel import Session
 
 from storage.db import session_scope
+from storage.models import Case
 from storage.types import utcnow
 from tocsin.config import Settings, get_settings
 from triage.auth import SignedIn, current_member
@@ -103,10 +104,23 @@ def sla_countdown(due: datetime | None, *, now: datetime | None = None) -> tuple
     return f"{format_duration(left)} left", state
 
 
-def sla_badge(due: datetime | None, *, now: datetime | None = None) -> str:
+def sla_badge(
+    due: datetime | None, *, answered: datetime | None = None, now: datetime | None = None
+) -> str:
+    """The first-response clock: time left or overdue, or how the first answer went."""
+    if answered is not None:
+        late = due is not None and answered > due
+        return ":orange-badge[answered late]" if late else ":green-badge[✓ answered in time]"
     text, state = sla_countdown(due, now=now)
     colour = {"overdue": "red", "soon": "orange", "ok": "green"}.get(state, "gray")
     return f":{colour}-badge[⏱ {text}]"
+
+
+def priority_label(case: Case) -> str:
+    # Answered and closed cases sink to the bottom of the queue; their raw priority means nothing.
+    if case.status in ("new", "assigned"):
+        return f"priority {case.priority:.1f}"
+    return ""
 
 
 def format_duration(delta: timedelta) -> str:

@@ -80,9 +80,10 @@ def _row(member: SignedIn, row: queries.QueueRow, viewers: list[cases.Viewer]) -
     who = (author.display_name or author.handle) if author else "unknown author"
     with st.container(border=True, key=f"case_row_{case.id}"):
         main, state, actions = st.columns([6, 3, 1.4])
+        clock = common.sla_badge(case.sla_due_at, answered=case.first_response_at)
         main.markdown(
             f"{common.tier_badge(case.urgency_tier)} {common.risk_badge(case.buzz_risk)} "
-            f"{common.sla_badge(case.sla_due_at)} **#{case.id}** · "
+            f"{clock} **#{case.id}** · "
             f"{md_escape(case.platform or '?')} · {md_escape(case.lang or '?')} · "
             f"{md_escape(who)}"
         )
@@ -94,7 +95,7 @@ def _row(member: SignedIn, row: queries.QueueRow, viewers: list[cases.Viewer]) -
         holder = row.assignee.name if row.assignee else "nobody"
         state.markdown(
             f"{md_escape(common.STATUS_LABELS.get(case.status, case.status))} · "
-            f"held by {md_escape(holder)}  \npriority {case.priority:.1f}"
+            f"held by {md_escape(holder)}  \n{common.priority_label(case)}"
         )
         if viewers:
             names = ", ".join(md_escape(v.name) for v in viewers)
@@ -110,8 +111,10 @@ def _row(member: SignedIn, row: queries.QueueRow, viewers: list[cases.Viewer]) -
             args=(member, case.id, case.version),
             width="stretch",
         )
-        if actions.button("Open", key=f"open_{case.id}", type="primary", width="stretch"):
-            common.open_case(case.id)
+        # A real link: opens in place, or in a new tab with a middle click.
+        actions.page_link(
+            common.CASE_PAGE, label="Open", query_params={"id": str(case.id)}, width="stretch"
+        )
 
 
 def _rows(member: SignedIn, filters: queries.QueueFilters, page: int) -> None:

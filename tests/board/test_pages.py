@@ -128,11 +128,18 @@ def test_my_cases_filter(open_page: OpenPage, seeded: Seeded) -> None:
     assert [t.value for t in app.text] == ["Acme Air lost my bag again, third time this year"]
 
 
-def test_open_a_case_from_the_queue(open_page: OpenPage, seeded: Seeded) -> None:
+def test_each_row_links_to_its_case_page(open_page: OpenPage, seeded: Seeded) -> None:
     app = open_page(seeded.agent_id)
-    app.button(key=f"open_{seeded.case_ids[0]}").click().run()
+    links = [
+        (link.proto.page, link.proto.label, link.proto.query_string)
+        for link in app.get("page_link")
+    ]
+    expected = [("case", "Open", f"id={case_id}") for case_id in seeded.case_ids]
+    assert links[:3] == expected
+    # Following the link opens /case?id=N.
+    app.query_params["id"] = str(seeded.case_ids[0])
+    app.switch_page("board/case.py").run()
     assert not app.exception
-    assert app.query_params.get("id") in (str(seeded.case_ids[0]), [str(seeded.case_ids[0])])
     assert any(f"Case #{seeded.case_ids[0]}" in t.value for t in app.title)
 
 
