@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gzip
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import scrapy
 import yaml
+from sqlalchemy import select
+from sqlmodel import col
 
+from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.x import XSpider
-from tests.collectors.support import DATA, json_response, response_for
+from storage.db import session_scope
+from storage.models import Author, Mention
+from storage.queries import get_source
+from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response, response_for
+from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/x-twitter")
 API = "https://x.example/2"
@@ -162,3 +172,87 @@ def test_errors_only_reply_is_a_loss() -> None:
     spider = make()
     assert list(spider.parse(json_response(SEARCH, reply))) == []
     assert not spider.finished_without_loss and spider.counters["malformed"] == 1
+
+
+# ---------------------------------------------------------------------- a real crawl, end to end
+
+
+def test_crawl_through_a_429_then_since_id(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOCSIN_X_BEARER_TOKEN", "AAAA-test-bearer")
+    page1 = json.loads((DATA / "x/search_recent_page1.json").read_text(encoding="utf-8"))
+    page2 = json.loads((DATA / "x/search_recent_page2.json").read_text(encoding="utf-8"))
+    limited = {"done": False}
+    quota = {
+        "x-rate-limit-limit": "450",
+        "x-rate-limit-remaining": "448",
+        "x-rate-limit-reset": "1665183229",
+    }
+
+    def handler(request: Seen) -> Reply:
+        if request.path != "/2/tweets/search/recent":
+            return Reply(status=404)
+        if request.headers.get("authorization") != "Bearer AAAA-test-bearer":
+            return Reply.json({"title": "Unauthorized", "status": 401}, status=401)
+        if not limited["done"]:
+            limited["done"] = True
+            return Reply.json(
+                {"title": "Too Many Requests"}, status=429, headers={"Retry-After": "1"}
+            )
+        since = int(request.query.get("since_id", 0))
+        if since:
+            newer = [p for p in page1["data"] if int(p["id"]) > since]
+            return Reply.json(
+                {
+                    "data": newer,
+                    "includes": page1["includes"],
+                    "meta": {"result_count": len(newer)},
+                },
+                headers=quota,
+            )
+        body = page2 if request.query.get("next_token") else page1
+        return Reply.json(body, headers=quota)
+
+    with ScriptedServer(handler) as server:
+        source = {
+            "name": "acme-x",
+            "kind": "x",
+            "brand": "Acme Air",
+            "query": "acme air OR @AcmeAir",
+            "base_url": server.url("/2"),
+        }
+        brand = BrandConfig(name="Acme Air", keywords=["acme air"], handles=["AcmeAir"])
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            brands=[brand],
+            sources=[SourceConfig.model_validate(source)],
+        )
+        [first] = run_crawls(settings=settings)
+        assert (first.status, first.new, first.skipped, first.errors) == ("ok", 3, 1, 0), first
+        calls = server.hits("/2/tweets/search/recent")
+        assert len(calls) == 3 and calls[1].at - calls[0].at >= 1.0  # waited for Retry-After
+        assert calls[2].query["next_token"] == "b26v89c19zqg8o3fpzbn1e0ffhxjiofzw6po136rvbnul"
+        assert cursor_of("acme-x") == {"since_id": "1858831712345678901"}
+
+        fresh = copy.deepcopy(page1["data"][0])
+        fresh.update(id="1858840000000000000", text="Acme Air finally answered, thanks @AcmeAir")
+        page1["data"].insert(0, fresh)
+        [second] = run_crawls(settings=settings)
+        assert (second.status, second.new, second.updated) == ("ok", 1, 0), second
+        assert server.hits("/2/tweets/search/recent")[-1].query["since_id"] == "1858831712345678901"
+    assert cursor_of("acme-x") == {"since_id": "1858840000000000000"}
+    with session_scope() as session:
+        rows = session.execute(select(Mention)).scalars().all()
+        jane = session.execute(
+            select(Author).where(col(Author.handle) == "jane_flies")
+        ).scalar_one()
+    assert len(rows) == 4 and jane.followers == 251000 and jane.verified
+    assert {r.parent_external_id for r in rows} == {None, "1858829900011122233"}
+
+
+def cursor_of(name: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = get_source(session, name=name)
+        assert row is not None
+        return dict(row.cursor)
