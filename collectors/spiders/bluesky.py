@@ -138,9 +138,22 @@ class BlueskySpider(MentionSpider):
                 self.advance_cursor("newest_indexed_at", _iso(indexed))
             yield item
         next_cursor = payload.get("cursor")
-        max_pages = int(self.option("max_pages", 10))
-        if next_cursor and posts and not reached_known and self.pages_read < max_pages:
-            yield self._search_request(cursor=str(next_cursor))
+        if next_cursor and posts and not reached_known:
+            if self.pages_read < int(self.option("max_pages", 10)):
+                yield self._search_request(cursor=str(next_cursor))
+            elif known is not None:
+                self._page_cap(response.url, self.pages_read)
+
+    def _page_cap(self, url: str, pages: int) -> None:
+        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
+        self.counters["pages_capped"] += 1
+        self.logger.warning(
+            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
+            "posts of the last crawl; older new posts of this window are not collected",
+            self.source.name,
+            url,
+            pages,
+        )
 
     def _item(self, post: dict[str, Any]) -> MentionItem:
         uri = str(post["uri"])

@@ -72,6 +72,17 @@ class DiscourseSpider(MentionSpider):
     def _more_pages(self) -> bool:
         return self.pages_read < int(self.option("max_pages", 10))
 
+    def _page_cap(self, url: str, pages: int) -> None:
+        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
+        self.counters["pages_capped"] += 1
+        self.logger.warning(
+            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
+            "posts of the last crawl; older new posts of this window are not collected",
+            self.source.name,
+            url,
+            pages,
+        )
+
     # ------------------------------------------------------------------ latest posts
 
     def _latest_request(self, before: int | None) -> Any:
@@ -107,8 +118,11 @@ class DiscourseSpider(MentionSpider):
                 yield item
         # `before` is inclusive on Discourse (before=14 lists 14 first), so a page boundary
         # repeats one post; asking from the oldest id seen is right whichever way a forum reads it.
-        if fresh and oldest is not None and oldest > self.last_post_id and self._more_pages():
-            yield self._latest_request(before=oldest)
+        if fresh and oldest is not None and oldest > self.last_post_id:
+            if self._more_pages():
+                yield self._latest_request(before=oldest)
+            elif self.last_post_id:
+                self._page_cap(response.url, self.pages_read)
 
     # ------------------------------------------------------------------ search
 
@@ -140,8 +154,11 @@ class DiscourseSpider(MentionSpider):
             yield from self._from_hit(response, hit, topics)
         grouped = payload.get("grouped_search_result") or {}
         more = bool(grouped.get("more_full_page_results")) if isinstance(grouped, dict) else False
-        if more and hits and not reached_known and self._more_pages():
-            yield self._search_request(page=page + 1)
+        if more and hits and not reached_known:
+            if self._more_pages():
+                yield self._search_request(page=page + 1)
+            elif self.last_post_id:
+                self._page_cap(response.url, self.pages_read)
 
     def _from_hit(
         self, response: Response, hit: Any, topics: dict[Any, dict[str, Any]]

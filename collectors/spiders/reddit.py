@@ -146,9 +146,22 @@ class RedditSpider(MentionSpider):
             self._stage_cursor(created, item.external_id)
             yield item
         after = data.get("after") if isinstance(data, dict) else None
-        max_pages = int(self.option("max_pages", 10))
-        if after and not reached_known and children and self.pages_read < max_pages:
-            yield self._listing_request(after=str(after))
+        if after and not reached_known and children:
+            if self.pages_read < int(self.option("max_pages", 10)):
+                yield self._listing_request(after=str(after))
+            elif seen_before is not None:
+                self._page_cap(response.url, self.pages_read)
+
+    def _page_cap(self, url: str, pages: int) -> None:
+        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
+        self.counters["pages_capped"] += 1
+        self.logger.warning(
+            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
+            "posts of the last crawl; older new posts of this window are not collected",
+            self.source.name,
+            url,
+            pages,
+        )
 
     def _stage_cursor(self, created: float, fullname: str) -> None:
         newest = self.new_cursor.get("newest_created_utc")

@@ -98,9 +98,22 @@ class YoutubeSpider(MentionSpider):
                 self.advance_cursor(cursor_key, _iso(item.created_at))
             yield item
         token = payload.get("nextPageToken")
-        max_pages = int(self.option("max_pages", 10))
-        if token and threads and not reached_known and self.pages_read[value] < max_pages:
-            yield self._threads_request(param, value, page_token=str(token))
+        if token and threads and not reached_known:
+            if self.pages_read[value] < int(self.option("max_pages", 10)):
+                yield self._threads_request(param, value, page_token=str(token))
+            elif known is not None:
+                self._page_cap(response.url, self.pages_read[value])
+
+    def _page_cap(self, url: str, pages: int) -> None:
+        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
+        self.counters["pages_capped"] += 1
+        self.logger.warning(
+            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
+            "posts of the last crawl; older new posts of this window are not collected",
+            self.source.name,
+            url,
+            pages,
+        )
 
     def _item(self, thread: dict[str, Any]) -> MentionItem:
         snippet = thread["snippet"]

@@ -169,6 +169,13 @@ def test_next_crawl_sends_since_and_stops_at_known_posts() -> None:
     assert len(items) == 2 and requests == []  # the second post was seen: no further page
 
 
+def test_page_cap_before_the_cursor_is_counted() -> None:
+    spider = make(cursor={"newest_indexed_at": "2001-01-01T00:00:00.000000Z"}, max_pages=1)
+    page = json_response(SEARCH, DATA / "bluesky/searchPosts_page1.json")
+    items, requests = split(list(spider.parse(page)))
+    assert len(items) == 2 and requests == [] and spider.counters["pages_capped"] == 1
+
+
 def test_refused_app_password_is_one_clear_line(caplog: pytest.LogCaptureFixture) -> None:
     spider = make()
     refused = response_for(

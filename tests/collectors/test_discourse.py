@@ -121,6 +121,13 @@ def test_next_crawl_takes_only_newer_posts_and_stops() -> None:
     assert spider.new_cursor == {"last_post_id": 15}
 
 
+def test_page_cap_before_the_cursor_is_counted() -> None:
+    spider = make(cursor={"last_post_id": 1}, max_pages=1)
+    page = json_response(f"{FORUM}/posts.json", SHARED / "posts_latest.json")
+    items, requests = split(list(spider.parse(page)))
+    assert len(items) == 4 and requests == [] and spider.counters["pages_capped"] == 1
+
+
 def test_deleted_reply_and_whisper() -> None:
     page = load("posts_latest.json")
     page["latest_posts"][0].update(user_deleted=True, reply_to_post_number=1)

@@ -215,6 +215,14 @@ def test_after_pages_until_the_cursor_is_reached() -> None:
     assert requests == []
 
 
+def test_page_cap_before_the_cursor_is_logged_and_counted() -> None:
+    listing = search_listing()
+    listing["data"]["after"] = "t3_4at068"
+    spider = make(cursor={"newest_created_utc": 1.0, "newest_fullname": "t3_old"}, max_pages=1)
+    _, requests = split(list(spider.parse(json_response(f"{API}/search", listing))))
+    assert requests == [] and spider.counters["pages_capped"] == 1
+
+
 def test_html_error_page_is_a_loss() -> None:
     spider = make()
     page = response_for(

@@ -112,6 +112,12 @@ def test_the_second_crawl_stops_at_known_comments() -> None:
     assert len(items) == 5 and requests == []
 
 
+def test_page_cap_before_the_cursor_is_counted() -> None:
+    spider = make(cursor={"newest:F1UP7wRCPH8": "2001-01-01T00:00:00.000000Z"}, max_pages=1)
+    items, requests = split(by_video(spider, "comment_threads_by_video_paged_1.json"))
+    assert len(items) == 5 and requests == [] and spider.counters["pages_capped"] == 1
+
+
 def test_channel_threads_with_search_terms() -> None:
     spider = make(query="hello", channel_id="UC_x5XG1OV2P6uZZ5FSM9Ttw", video_ids="abc, def")
     requests = started(spider)
