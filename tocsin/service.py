@@ -156,6 +156,9 @@ class _Heartbeat:
                 log.exception("job %s: could not renew its lease", self.name)
 
 
+_repeated_failures: dict[str, str] = {}
+
+
 def run_stage(stage: Stage, ctx: JobContext, *, holder: str) -> StageOutcome:
     """Claim the stage's lock, run it, record the outcome. Never raises for a failing stage."""
     lease = float(ctx.settings.service.lock_lease_seconds)
@@ -181,8 +184,13 @@ def run_stage(stage: Stage, ctx: JobContext, *, holder: str) -> StageOutcome:
     except JobAbandoned:
         status, summary, finished = "abandoned", "stopped at shutdown", False
     except Exception as exc:
-        log.exception("job %s failed (it runs again next time)", stage.name)
         status, summary, finished = "failed", _first_line(exc), False
+        if _repeated_failures.get(stage.name) == summary:
+            # The same failure every minute: one line, not a traceback each time.
+            log.error("job %s failed again: %s", stage.name, summary)
+        else:
+            log.exception("job %s failed (it runs again next time)", stage.name)
+        _repeated_failures[stage.name] = summary
     seconds = time.monotonic() - started
     try:
         with session_scope() as session:
@@ -196,6 +204,7 @@ def run_stage(stage: Stage, ctx: JobContext, *, holder: str) -> StageOutcome:
     except Exception:
         log.exception("job %s: could not release its lock (its lease runs out)", stage.name)
     if status == "done":
+        _repeated_failures.pop(stage.name, None)
         log.info("job %s done in %.1fs: %s", stage.name, seconds, summary)
     return StageOutcome(stage.name, status, summary, seconds)
 
@@ -354,6 +363,13 @@ class Service:
 
     def run_once(self, *, force_report: bool = False) -> list[StageOutcome]:
         """Every stage once, in order; timed stages (report, purge) only when due or forced."""
+        previous = self._install_signal_handlers()
+        try:
+            return self._run_all_once(force_report=force_report)
+        finally:
+            self._restore_signal_handlers(previous)
+
+    def _run_all_once(self, *, force_report: bool) -> list[StageOutcome]:
         self.prepare()
         ctx = self._context(force_report=force_report)
         last = self._last_finished()

@@ -116,3 +116,24 @@ def test_tocsin_run_stops_cleanly_on_sigterm(
     assert "received SIGTERM" in text and "stopped cleanly" in text
     assert "Traceback" not in text.split("received SIGTERM")[1]
     assert sys.executable  # the same interpreter ran it
+
+
+def test_run_once_fails_only_on_a_configuration_error(
+    sqlite_url: str, processes: Processes, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[service]\npipeline_seconds = 0\n", encoding="utf-8")
+    log = tmp_path / "bad.log"
+    run = processes.start(["-m", "tocsin", "run", "--once"], log=log, TOCSIN_CONFIG=str(bad))
+    assert run.wait(timeout=120) == 1
+    assert log.read_text().strip() == (
+        f"Error: {bad}: service.pipeline_seconds: Input should be greater than or equal to 1"
+    )
+    good = tmp_path / "good.toml"
+    good.write_text('[reports]\ntime = "08:00"\n', encoding="utf-8")
+    log = tmp_path / "good.log"
+    run = processes.start(["-m", "tocsin", "run", "--once"], log=log, TOCSIN_CONFIG=str(good))
+    assert run.wait(timeout=300) == 0, "a failing job is reported, not an exit status"
+    text = log.read_text()
+    for stage in ("score", "incidents", "route", "alerts", "outbox", "report", "retention"):
+        assert any(line.startswith(stage + " ") for line in text.splitlines()), stage
