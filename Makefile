@@ -24,7 +24,7 @@ browser:
 report-deps:
 	@(command -v pdftoppm >/dev/null 2>&1 && ldconfig -p | grep -q libpangoft2) || (apt-get update -qq && apt-get install -y -qq poppler-utils libpango-1.0-0 libpangoft2-1.0-0 >/dev/null)
 
-run: install
+run: install report-deps
 	$(BIN)/tocsin demo
 
 test: install browser report-deps
