@@ -176,7 +176,7 @@ def _spec(source: Source, spider_cls: type[MentionSpider], secrets: Secrets) -> 
 def _run_spider(spider_cls: type[MentionSpider], spec: SourceSpec) -> tuple[MentionSpider, str]:
     from scrapy.crawler import CrawlerProcess
 
-    process = CrawlerProcess(crawl_settings(spec.options), install_root_handler=True)
+    process = CrawlerProcess({**crawl_settings(spec.options), "LOG_INSTALL_ROOT_HANDLER": True})
     # Scrapy logs every scraped item at DEBUG; building those records costs more than parsing.
     logging.getLogger("scrapy.core.scraper").setLevel(logging.INFO)
     crawler = process.create_crawler(spider_cls)

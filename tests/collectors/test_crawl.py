@@ -313,6 +313,12 @@ def test_missing_credentials_unknown_kind_and_busy_source(
     monkeypatch.setenv("TOCSIN_YOUTUBE_API_KEY", "k")
     assert preflight(row, NeedsKey, Secrets(), utcnow()) is None
 
+    monkeypatch.delenv("TOCSIN_YOUTUBE_API_KEY")
+    reddit = {"name": "acme-reddit", "kind": "reddit", "query": "acme air"}
+    [skipped] = run_crawls(settings=settings_for(tmp_path, reddit))
+    assert skipped.status == "skipped: no credentials"
+    assert skipped.message == "set TOCSIN_REDDIT_CLIENT_ID, TOCSIN_REDDIT_CLIENT_SECRET"
+
     odd = {"name": "odd", "kind": "no_such_kind", "base_url": "http://127.0.0.1:9"}
     [summary] = run_crawls(settings=settings_for(tmp_path, odd))
     assert summary.status == "failed" and "unknown source kind" in summary.message
