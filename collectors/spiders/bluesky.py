@@ -7,6 +7,10 @@ until a post already collected (the cursor keeps the newest `indexedAt`, sent ba
 end of the results, or `options.max_pages` (default 10). `base_url` defaults to https://bsky.social
 (the account's PDS, which forwards the search to the AppView).
 
+Search results carry no follower counts, so each page's authors are looked up with
+`app.bsky.actor.getProfiles` (25 a call; `options.fetch_profiles = false` skips it); a failed
+lookup keeps the posts without the counts.
+
 A post is stored under its `at://` uri; its web URL is built from the author's handle and the
 record key (`https://bsky.app/profile/<handle>/post/<rkey>`). Posts with no text (images only) are
 kept: the images' alt texts, when written, become their clean text. Replies point at their parent
@@ -21,11 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.http import Response
+from twisted.python.failure import Failure
 
 from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, parse_time, to_int
 
 PAGE_SIZE = 100
+PROFILES_PER_CALL = 25  # app.bsky.actor.getProfiles accepts at most 25 actors
 WEB_URL = "https://bsky.app"
 INVALID_HANDLE = "handle.invalid"
 
@@ -127,6 +133,7 @@ class BlueskySpider(MentionSpider):
             return
         known = parse_time(self.cursor.get("newest_indexed_at"))
         reached_known = False
+        items = []
         for post in posts:
             item = self.guarded(response, self._item, post)
             if item is None:
@@ -136,13 +143,71 @@ class BlueskySpider(MentionSpider):
                 reached_known = True
             if indexed is not None:
                 self.advance_cursor("newest_indexed_at", _iso(indexed))
-            yield item
+            items.append(item)
+        yield from self._with_profiles(items)
         next_cursor = payload.get("cursor")
         if next_cursor and posts and not reached_known:
             if self.pages_read < int(self.option("max_pages", 10)):
                 yield self._search_request(cursor=str(next_cursor))
             elif known is not None:
                 self._page_cap(response.url, self.pages_read)
+
+    # ------------------------------------------------------------------ authors' follower counts
+
+    def _with_profiles(self, items: list[MentionItem]) -> Iterator[Any]:
+        """Search results carry no follower counts: ask getProfiles for each page's authors.
+
+        The items leave with the profiles' answer (or without it if that call fails).
+        """
+        if not items or not self.option("fetch_profiles", True):
+            yield from items
+            return
+        dids = list(
+            dict.fromkeys(i.author.external_id for i in items if i.author and i.author.external_id)
+        )
+        if not dids:
+            yield from items
+            return
+        waiting = {id(i) for i in items}
+        for start in range(0, len(dids), PROFILES_PER_CALL):
+            chunk = dids[start : start + PROFILES_PER_CALL]
+            group = [i for i in items if i.author and i.author.external_id in chunk]
+            waiting -= {id(i) for i in group}
+            request = self.request(
+                f"{self.base_url}/xrpc/app.bsky.actor.getProfiles",
+                params={"actors": chunk},
+                headers={"Authorization": f"Bearer {self.access_jwt}"},
+                callback=self.parse_profiles,
+                cb_kwargs={"items": group},
+            )
+            yield request.replace(errback=self.profiles_failed)
+        yield from (i for i in items if id(i) in waiting)  # authors without a DID
+
+    def parse_profiles(self, response: Response, items: list[MentionItem]) -> Iterator[Any]:
+        payload = self.load_json(response)
+        profiles = payload.get("profiles") if isinstance(payload, dict) else None
+        if payload is not None and not isinstance(profiles, list):
+            self.malformed(response, "no profiles list", loss=False)
+        by_did = {p.get("did"): p for p in profiles or [] if isinstance(p, dict)}
+        for item in items:
+            profile = by_did.get(item.author.external_id) if item.author else None
+            if item.author is not None and profile is not None:
+                item.author.followers = to_int(profile.get("followersCount"))
+                item.author.bio = profile.get("description") or item.author.bio
+                item.author.display_name = profile.get("displayName") or item.author.display_name
+            yield item
+
+    def profiles_failed(self, failure: Failure) -> Iterator[Any]:
+        """Follower counts are a nicety: a failed lookup keeps the posts, without them."""
+        request = failure.request  # type: ignore[attr-defined]
+        self.counters["errors"] += 1
+        self.logger.warning(
+            "source=%s url=%s profile lookup failed (%s): posts kept without follower counts",
+            self.source.name,
+            request.url,
+            failure.getErrorMessage() or type(failure.value).__name__,
+        )
+        yield from request.cb_kwargs.get("items", [])
 
     def _page_cap(self, url: str, pages: int) -> None:
         """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""

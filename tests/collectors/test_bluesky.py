@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 import scrapy
 from sqlalchemy import select
+from sqlmodel import col
+from twisted.python.failure import Failure
 
 from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.bluesky import BlueskySpider, alt_texts, record_key
 from storage.db import session_scope
-from storage.models import Mention
+from storage.models import Author, Mention
 from storage.queries import get_source
 from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response, response_for
 from tocsin.config import BrandConfig, Settings, SourceConfig
@@ -27,12 +29,14 @@ from tocsin.config import BrandConfig, Settings, SourceConfig
 SHARED = Path("/work/shared/payloads/bluesky")
 PDS = "https://pds.example"
 SEARCH = f"{PDS}/xrpc/app.bsky.feed.searchPosts"
+JSON = {"Content-Type": "application/json"}
 SECRETS = {"bluesky_handle": "acme-monitor.bsky.social", "bluesky_app_password": "abcd-efgh-ijkl"}
 
 
 def make(
     query: str = "acme air", cursor: dict[str, Any] | None = None, **options: Any
 ) -> BlueskySpider:
+    options.setdefault("fetch_profiles", False)  # the profile lookup has its own tests
     spec = SourceSpec(
         name="acme-bluesky",
         kind="bluesky",
@@ -176,6 +180,31 @@ def test_page_cap_before_the_cursor_is_counted() -> None:
     assert len(items) == 2 and requests == [] and spider.counters["pages_capped"] == 1
 
 
+def test_each_page_asks_for_its_authors_follower_counts() -> None:
+    spider = make(fetch_profiles=True)
+    search = signed_in(spider)
+    page = json_response(search.url, DATA / "bluesky/searchPosts_page1.json")
+    items, [lookup, next_page] = split(list(spider.parse(page)))
+    assert items == []  # they wait for the profiles
+    assert "cursor=2" in next_page.url
+    assert lookup.url == (
+        f"{PDS}/xrpc/app.bsky.actor.getProfiles"
+        "?actors=did%3Aplc%3Atravelerjane00000000000&actors=did%3Aplc%3Aacmefan000000000000000"
+    )
+    assert lookup.headers["Authorization"] == b"Bearer test-access-jwt.not-a-real-token"
+    profiles = json_response(lookup.url, DATA / "bluesky/getProfiles.json")
+    jane, fan = list(spider.parse_profiles(profiles, **lookup.cb_kwargs))
+    assert jane.author is not None and jane.author.followers == 48211
+    assert jane.author.bio == "Travel writer. Carry-on only. Press: jane@travels.example"
+    assert fan.author is not None and fan.author.followers == 3
+    # A lookup that fails keeps the posts, without counts, and says so.
+    failure = Failure(OSError("connection refused"))
+    failure.request = lookup  # type: ignore[attr-defined]
+    kept = list(spider.profiles_failed(failure))
+    assert kept == lookup.cb_kwargs["items"] and spider.counters["errors"] == 1
+    assert spider.finished_without_loss
+
+
 def test_refused_app_password_is_one_clear_line(caplog: pytest.LogCaptureFixture) -> None:
     spider = make()
     refused = response_for(
@@ -230,10 +259,12 @@ def test_crawl_signs_in_pages_and_sends_since_next_time(
                 body=(DATA / "bluesky/createSession.json").read_bytes(),
                 headers={"Content-Type": "application/json"},
             )
-        if request.path != "/xrpc/app.bsky.feed.searchPosts":
-            return Reply(status=404)
         if request.headers.get("authorization") != "Bearer test-access-jwt.not-a-real-token":
             return Reply.json({"error": "AuthMissing"}, status=401)
+        if request.path == "/xrpc/app.bsky.actor.getProfiles":
+            return Reply(body=(DATA / "bluesky/getProfiles.json").read_bytes(), headers=JSON)
+        if request.path != "/xrpc/app.bsky.feed.searchPosts":
+            return Reply(status=404)
         return Reply.json(page2 if request.query.get("cursor") == "2" else page1)
 
     bodies: list[bytes] = []
@@ -284,6 +315,14 @@ def test_crawl_signs_in_pages_and_sends_since_next_time(
     }
     jane = next(r for r in rows if r.external_id.endswith("3lbqz2kxyz22a"))
     assert jane.matched_reason == "handle @acmeair.example" and jane.likes == 31
+    with session_scope() as session:
+        pairs = session.execute(select(col(Author.handle), col(Author.followers))).all()
+    followers = {handle: count for handle, count in pairs}
+    assert followers == {
+        "jane.travels.example": 48211,
+        "did:plc:acmefan000000000000000": 3,
+        "pilot-news.example": None,  # no profile served for it
+    }
 
 
 def cursor_of(name: str) -> dict[str, Any]:
