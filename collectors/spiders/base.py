@@ -66,6 +66,7 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
@@ -128,6 +129,13 @@ class MentionSpider(scrapy.Spider):
         self.loss_reasons: list[str] = []
         self.rate_limited_until: datetime | None = None  # a long wait stopped this crawl
         self.not_before_hint: datetime | None = None  # quota spent: start no sooner next time
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Any:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.on_callback_error, signal=signals.spider_error)
+        crawler.signals.connect(spider.on_item_error, signal=signals.item_error)
+        return spider
 
     # ------------------------------------------------------------------ configuration
 
@@ -215,6 +223,22 @@ class MentionSpider(scrapy.Spider):
         self.counters["failed_requests"] += 1
         self.mark_loss(f"request failed: {why} ({url})")
         self.logger.error("source=%s url=%s request failed: %s", self.source.name, url, why)
+
+    def on_callback_error(self, failure: Failure, response: Response, **_: Any) -> None:
+        """A callback raised (a bug or a payload shape nobody expected): the page is lost."""
+        why = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+        self.counters["errors"] += 1
+        self.mark_loss(f"parse error: {why} ({response.url})")
+        self.logger.error("source=%s url=%s parse error: %s", self.source.name, response.url, why)
+
+    def on_item_error(
+        self, item: Any, response: Response | None, failure: Failure, **_: Any
+    ) -> None:
+        url = response.url if response is not None else "-"
+        why = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+        self.counters["errors"] += 1
+        self.mark_loss(f"item not stored: {why} ({url})")
+        self.logger.error("source=%s url=%s item not stored: %s", self.source.name, url, why)
 
     # ------------------------------------------------------------------ bad input
 

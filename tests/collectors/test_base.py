@@ -110,3 +110,21 @@ def test_request_adds_params_and_errback() -> None:
     assert request.url == "http://h/search?x=1&q=acme+air&n=2"
     assert request.errback == s.on_request_error
     assert request.meta["tocsin_source"] == "s1"
+
+
+def test_callback_and_item_errors_count_as_loss() -> None:
+    from twisted.python.failure import Failure
+
+    s = spider()
+    response = response_for("http://h/page", "{}")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        failure = Failure()
+    s.on_callback_error(failure, response, spider=s)
+    s.on_item_error({"x": 1}, response, failure, spider=s)
+    assert s.counters["errors"] == 2
+    assert s.loss_reasons == [
+        "parse error: RuntimeError: boom (http://h/page)",
+        "item not stored: RuntimeError: boom (http://h/page)",
+    ]

@@ -74,11 +74,20 @@ def test_hn_crawl_through_429_500_and_a_slow_page(sqlite_url: str, tmp_path: Pat
     api.script.queue("page=1", Reply(status=429, headers={"Retry-After": "1"}))
     api.script.queue("page=2", Reply(status=500, body="oops"))
     api.script.queue("page=3", Reply.json({"hits": []}, delay=4))  # past the 1 s timeout
-    with ScriptedServer(api) as server:
+
+    def quota_spent_on_page0(request: Any) -> Reply:
+        reply = api(request)
+        if request.query.get("page") == "0" and "numericFilters" not in request.query:
+            reply.headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"})
+        return reply
+
+    with ScriptedServer(quota_spent_on_page0) as server:
         settings = settings_for(tmp_path, hn_source(server, timeout_seconds=1, retries=2))
         [summary] = run_crawls(settings=settings)
         assert (summary.status, summary.new, summary.errors) == ("ok", 45, 0), summary
-        page1 = [r for r in server.hits("/search_by_date") if r.query.get("page") == "1"]
+        asked = server.hits("/search_by_date")
+        page1 = [r for r in asked if r.query.get("page") == "1"]
+        assert page1[0].at - asked[0].at >= 1.0  # quota spent on page 0: waited for the reset
         assert len(page1) == 2 and page1[1].at - page1[0].at >= 1.0  # waited for Retry-After
         assert sorted(mention_ids("hackernews")) == [str(i) for i in range(1000, 1045)]
         assert source_row("acme-hn").cursor == {"created_at_i": T0 + 44}
