@@ -3,8 +3,9 @@
     GET {base_url}/search_by_date?query=Q&tags=(story,comment)&hitsPerPage=N&page=P
         &numericFilters=created_at_i>=CURSOR
 
-The cursor is the newest `created_at_i` seen; the next run asks for posts from that second on
-(`>=`: posts of the same second that arrived late are not missed; upserts absorb the repeats).
+The cursor is the newest `created_at_i` seen; the next run asks for posts from
+`overlap_seconds` (default 300) before it, because the search index can receive a post some
+minutes after its creation time; upserts absorb the repeats (and refresh points/comments).
 Pages are read until `nbPages`. Algolia serves at most `paginationLimitedTo` (1,000) hits per
 query, so when more matched, the spider continues below the oldest time it saw.
 Options: `tags` (default "(story,comment)"), `hits_per_page` (default 100, at most 1,000),
@@ -22,6 +23,7 @@ from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, html_to_text, parse_time, to_int
 
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
+DEFAULT_OVERLAP = 300  # seconds re-read before the cursor: the index can lag behind a post
 
 
 class HackerNewsSpider(MentionSpider):
@@ -36,7 +38,8 @@ class HackerNewsSpider(MentionSpider):
         filters = []
         since = self.cursor.get("created_at_i")
         if since is not None:
-            filters.append(f"created_at_i>={int(since)}")
+            lookback = int(self.option("overlap_seconds", DEFAULT_OVERLAP))
+            filters.append(f"created_at_i>={int(since) - lookback}")
         if upper is not None:
             filters.append(f"created_at_i<={upper}")
         params = {

@@ -7,8 +7,8 @@ under (default "news").
 
 Each feed is fetched with a conditional GET (`If-None-Match` / `If-Modified-Since` from the last
 successful run); a 304 means nothing new. The validators live in the cursor per feed (and, for
-the main feed, in `Source.etag`/`last_modified`). Entries older than the newest one already seen
-are not sent again. A feed that does not parse is logged and counted, its validators kept, so the
+the main feed, in `Source.etag`/`last_modified`). Entries that were in the feed at the last
+successful fetch are not sent again (by id, not date: news searches surface older articles). A feed that does not parse is logged and counted, its validators kept, so the
 next run fetches it whole; a truncated feed gives what it could and is retried next run.
 """
 
@@ -27,6 +27,7 @@ from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, html_to_text, parse_time
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+MAX_SEEN = 1000  # ids of the last fetch kept per feed, to send only new entries
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 _RECOVERING = etree.XMLParser(
     resolve_entities=False, no_network=True, huge_tree=False, recover=True
@@ -99,21 +100,18 @@ class RssSpider(MentionSpider):
             self.malformed(response, f"not a feed (root element <{_local(root)}>)")
             return
         lang = self._parse_feed_lang(root)
-        state = self.new_cursor.setdefault("feeds", {}).setdefault(feed_url, {})
-        seen_until = parse_time(self.cursor.get("feeds", {}).get(feed_url, {}).get("newest"))
-        newest = seen_until
+        seen_before = set(self.cursor.get("feeds", {}).get(feed_url, {}).get("seen", []))
+        in_feed: list[str] = []
         for entry in entries:
             item = self.guarded(response, self._parse_entry, entry, lang, feed_url)
             if item is None:
                 continue
-            published = item.created_at
-            if seen_until and published and published < seen_until:
-                continue  # already collected in an earlier run
-            if published and (newest is None or published > newest):
-                newest = published
-            yield item
-        if newest is not None:
-            state["newest"] = newest.isoformat()
+            in_feed.append(item.external_id)
+            if item.external_id not in seen_before:
+                yield item
+        # Ids, not dates: news searches surface older articles too. A feed holds tens of entries.
+        feeds = self.new_cursor.setdefault("feeds", {})
+        feeds[feed_url] = {"seen": in_feed[:MAX_SEEN]}
         self._keep_validators(response, feed_url, main=main)
 
     def _parse_xml(self, response: Response) -> Any | None:

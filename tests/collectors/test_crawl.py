@@ -94,12 +94,13 @@ def test_hn_crawl_through_429_500_and_a_slow_page(sqlite_url: str, tmp_path: Pat
         assert source_row("acme-hn").last_error is None
 
         api.add(5, start_id=2000, start_time=T0 + 100)
+        api.add(1, start_id=3000, start_time=T0 - 100)  # indexed late, within the overlap
         [again] = run_crawls(settings=settings)
         last = server.hits("/search_by_date")[-1]
-        assert f"created_at_i>={T0 + 44}" in last.query["numericFilters"]
-        assert (again.status, again.new, again.updated) == ("ok", 5, 1)
+        assert f"created_at_i>={T0 + 44 - 300}" in last.query["numericFilters"]
+        assert (again.status, again.new, again.updated) == ("ok", 6, 45)
     ids = mention_ids("hackernews")
-    assert len(ids) == len(set(ids)) == 50
+    assert len(ids) == len(set(ids)) == 51
     assert source_row("acme-hn").cursor == {"created_at_i": T0 + 104}
 
 

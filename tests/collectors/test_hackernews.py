@@ -16,8 +16,10 @@ SHARED = Path("/work/shared/payloads/hackernews")
 BASE = "https://hn.algolia.com/api/v1"
 
 
-def make(cursor: dict | None = None) -> HackerNewsSpider:
-    spec = SourceSpec(name="acme-hn", kind="hackernews", query="acme air", cursor=cursor or {})
+def make(cursor: dict | None = None, **options: object) -> HackerNewsSpider:
+    spec = SourceSpec(
+        name="acme-hn", kind="hackernews", query="acme air", cursor=cursor or {}, options=options
+    )
     return HackerNewsSpider(source=spec)
 
 
@@ -75,12 +77,14 @@ def test_search_by_date_pages_comments_and_cursor() -> None:
     assert spider.finished_without_loss
 
 
-def test_start_uses_the_cursor_inclusively() -> None:
+def test_start_reads_from_a_little_before_the_cursor() -> None:
     spider = make(cursor={"created_at_i": 1795168680})
     [request] = started(spider)
     assert request.url.startswith(f"{BASE}/search_by_date?query=acme+air")
-    assert "numericFilters=created_at_i%3E%3D1795168680" in request.url
+    assert "numericFilters=created_at_i%3E%3D1795168380" in request.url  # 5 minutes of overlap
     assert "tags=%28story%2Ccomment%29" in request.url
+    [exact] = started(make(cursor={"created_at_i": 1795168680}, overlap_seconds=0))
+    assert "numericFilters=created_at_i%3E%3D1795168680" in exact.url
 
 
 def test_truncated_page_is_a_loss_and_asks_for_nothing_more() -> None:

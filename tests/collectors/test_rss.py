@@ -45,7 +45,7 @@ def test_rss2_items() -> None:
     assert items[3].external_id == "https://news.example.org/2026/11/17/weather"  # no guid: link
     assert spider.new_etag == '"v1"'
     assert spider.new_last_modified == "Fri, 20 Nov 2026 10:05:00 GMT"
-    assert spider.new_cursor["feeds"][FEED]["newest"] == "2026-11-20T09:58:00+00:00"
+    assert spider.new_cursor["feeds"][FEED]["seen"][0] == "news-example-88412"
     assert spider.finished_without_loss
 
 
@@ -71,13 +71,15 @@ def test_rss1_rdf_items() -> None:
     assert item.created_at == datetime(2026, 11, 19, 18, 20, tzinfo=UTC)
 
 
-def test_entries_older_than_the_cursor_are_not_sent_again() -> None:
-    spider = make(cursor={"feeds": {FEED: {"newest": "2026-11-19T16:30:00+00:00"}}})
+def test_entries_seen_at_the_last_fetch_are_not_sent_again() -> None:
+    seen = ["news-example-88412", "news-example-88100"]
+    spider = make(cursor={"feeds": {FEED: {"seen": seen}}})
     items = list(spider.parse(feed_response("news_search.rss"), feed_url=FEED))
     assert [i.external_id for i in items] == [
-        "news-example-88412",
         "https://news.example.org/2026/11/19/travel-stocks",
+        "https://news.example.org/2026/11/17/weather",
     ]
+    assert len(spider.new_cursor["feeds"][FEED]["seen"]) == 4
 
 
 def test_conditional_get_headers_and_304() -> None:
