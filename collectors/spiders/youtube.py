@@ -9,7 +9,10 @@ it never shows in logged URLs. Pages follow `nextPageToken` until a comment alre
 (default 10).
 
 One item per thread: its top-level comment, with its like count and the thread's reply count.
-The URL opens the video at that comment (`watch?v=<video>&lc=<comment id>`).
+The URL opens the video at that comment (`watch?v=<video>&lc=<comment id>`). The commenters'
+channels are then looked up with `channels.list` (50 a call, 1 quota unit;
+`options.fetch_channels = false` skips it) for their subscriber counts (unless hidden) and
+descriptions; a failed lookup keeps the comments without them.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.http import Response
+from twisted.python.failure import Failure
 
 from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, html_to_text, parse_time, to_int
 
 PAGE_SIZE = 100
+CHANNELS_PER_CALL = 50  # channels.list accepts at most 50 ids
 WEB_URL = "https://www.youtube.com"
 
 
@@ -88,6 +93,7 @@ class YoutubeSpider(MentionSpider):
         cursor_key = f"newest:{value}"
         known = parse_time(self.cursor.get(cursor_key))
         reached_known = False
+        items = []
         for thread in threads:
             item = self.guarded(response, self._item, thread)
             if item is None:
@@ -96,13 +102,70 @@ class YoutubeSpider(MentionSpider):
                 reached_known = True
             if item.created_at is not None:
                 self.advance_cursor(cursor_key, _iso(item.created_at))
-            yield item
+            items.append(item)
+        yield from self._with_channels(items)
         token = payload.get("nextPageToken")
         if token and threads and not reached_known:
             if self.pages_read[value] < int(self.option("max_pages", 10)):
                 yield self._threads_request(param, value, page_token=str(token))
             elif known is not None:
                 self._page_cap(response.url, self.pages_read[value])
+
+    # ------------------------------------------------------------------ commenters' subscribers
+
+    def _with_channels(self, items: list[MentionItem]) -> Iterator[Any]:
+        """Comment threads carry no audience size: ask channels.list for the commenters'.
+
+        The items leave with its answer (or without it if that call fails).
+        """
+        ids = list(
+            dict.fromkeys(i.author.external_id for i in items if i.author and i.author.external_id)
+        )
+        if not ids or not self.option("fetch_channels", True):
+            yield from items
+            return
+        waiting = {id(i) for i in items}
+        for start in range(0, len(ids), CHANNELS_PER_CALL):
+            chunk = ids[start : start + CHANNELS_PER_CALL]
+            group = [i for i in items if i.author and i.author.external_id in chunk]
+            waiting -= {id(i) for i in group}
+            request = self.request(
+                f"{self.base_url}/channels",
+                params={"part": "snippet,statistics", "id": ",".join(chunk), "maxResults": 50},
+                headers={"X-Goog-Api-Key": self.secret("youtube_api_key")},
+                callback=self.parse_channels,
+                cb_kwargs={"items": group},
+            )
+            yield request.replace(errback=self.channels_failed)
+        yield from (i for i in items if id(i) in waiting)  # commenters without a channel id
+
+    def parse_channels(self, response: Response, items: list[MentionItem]) -> Iterator[Any]:
+        payload = self.load_json(response)
+        channels = payload.get("items") if isinstance(payload, dict) else None
+        if payload is not None and not isinstance(channels, list):
+            channels = []  # channels.list leaves `items` out when none of the ids exists
+        by_id = {c.get("id"): c for c in channels or [] if isinstance(c, dict)}
+        for item in items:
+            channel = by_id.get(item.author.external_id) if item.author else None
+            if item.author is not None and channel is not None:
+                statistics = channel.get("statistics") or {}
+                if not statistics.get("hiddenSubscriberCount"):
+                    item.author.followers = to_int(statistics.get("subscriberCount"))
+                snippet = channel.get("snippet") or {}
+                item.author.bio = snippet.get("description") or None
+            yield item
+
+    def channels_failed(self, failure: Failure) -> Iterator[Any]:
+        """Subscriber counts are a nicety: a failed lookup keeps the comments, without them."""
+        request = failure.request  # type: ignore[attr-defined]
+        self.counters["errors"] += 1
+        self.logger.warning(
+            "source=%s url=%s channel lookup failed (%s): comments kept without subscriber counts",
+            self.source.name,
+            request.url,
+            failure.getErrorMessage() or type(failure.value).__name__,
+        )
+        yield from request.cb_kwargs.get("items", [])
 
     def _page_cap(self, url: str, pages: int) -> None:
         """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""

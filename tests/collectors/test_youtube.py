@@ -12,15 +12,16 @@ import pytest
 import scrapy
 from sqlalchemy import select
 from sqlmodel import col
+from twisted.python.failure import Failure
 
 from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
 from collectors.spiders.youtube import YoutubeSpider
 from storage.db import session_scope
-from storage.models import Mention
+from storage.models import Author, Mention
 from storage.queries import get_source
-from tests.collectors.support import Reply, ScriptedServer, Seen, json_response
+from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/youtube")
@@ -33,6 +34,7 @@ def load(name: str) -> Any:
 
 
 def make(query: str = "", cursor: dict[str, Any] | None = None, **options: Any) -> YoutubeSpider:
+    options.setdefault("fetch_channels", False)  # the channel lookup has its own tests
     spec = SourceSpec(
         name="acme-youtube",
         kind="youtube",
@@ -88,6 +90,25 @@ def test_first_page_gives_every_field_and_asks_for_the_next() -> None:
     assert next_page.headers["X-Goog-Api-Key"] == b"AIza-test-key"
     assert "AIza" not in next_page.url  # the key never shows in a logged URL
     assert spider.new_cursor == {"newest:F1UP7wRCPH8": "2019-11-26T15:51:44.000000Z"}
+
+
+def test_commenters_subscriber_counts_come_from_channels_list() -> None:
+    spider = make(video_ids=["F1UP7wRCPH8"], fetch_channels=True)
+    items, [lookup, _next_page] = split(by_video(spider, "comment_threads_by_video_paged_1.json"))
+    assert items == []  # they wait for the channels
+    assert lookup.url.startswith(f"{API}/channels?part=snippet%2Cstatistics&id=UCzj-CjKYmGlZ7vTL")
+    assert lookup.url.count("%2CUC") == 4 and lookup.headers["X-Goog-Api-Key"] == b"AIza-test-key"
+    reply = json_response(lookup.url, DATA / "youtube/channels.json")
+    comments = list(spider.parse_channels(reply, **lookup.cb_kwargs))
+    by_author = {c.author.external_id: c.author for c in comments}
+    assert by_author["UCACHW4qVHoE4zqhHxcVE3Kw"].followers == 1250
+    assert by_author["UCACHW4qVHoE4zqhHxcVE3Kw"].bio == "Web developer. Lagos."
+    assert by_author["UCzj-CjKYmGlZ7vTL-vOe57A"].followers is None  # hidden
+    assert len(comments) == 5 and sum(a.followers is None for a in by_author.values()) == 4
+    failure = Failure(OSError("timeout"))
+    failure.request = lookup  # type: ignore[attr-defined]
+    assert len(list(spider.channels_failed(failure))) == 5
+    assert spider.counters["errors"] == 1 and spider.finished_without_loss
 
 
 def test_html_display_text_when_the_original_is_not_given() -> None:
@@ -176,10 +197,12 @@ def test_crawl_pages_with_the_key_in_a_header(
     page2 = load("comment_threads_by_video_paged_2.json")  # the same threads again: no duplicates
 
     def handler(request: Seen) -> Reply:
-        if request.path != "/youtube/v3/commentThreads":
-            return Reply(status=404)
         if request.headers.get("x-goog-api-key") != "AIza-test-key" or "key" in request.query:
             return Reply.json({"error": {"code": 403, "message": "API key missing"}}, status=403)
+        if request.path == "/youtube/v3/channels":
+            return Reply(body=(DATA / "youtube/channels.json").read_bytes())
+        if request.path != "/youtube/v3/commentThreads":
+            return Reply(status=404)
         if request.query.get("videoId") != "F1UP7wRCPH8":
             return Reply.json({"error": {"code": 404, "message": "videoNotFound"}}, status=404)
         return Reply.json(page2 if request.query.get("pageToken") else page1)
@@ -214,6 +237,9 @@ def test_crawl_pages_with_the_key_in_a_header(
     assert len(rows) == 5
     assert rows[0].replies == 2 and rows[0].clean_text.startswith("Lot's of good light")
     assert rows[-1].text == '<a href="http://google.com/">Google.com</a>'
+    with session_scope() as session:
+        author = session.get(Author, rows[0].author_id)
+        assert author is not None and author.followers == 1250
 
 
 def cursor_of(name: str) -> dict[str, Any]:
