@@ -8,8 +8,9 @@ under (default "news").
 Each feed is fetched with a conditional GET (`If-None-Match` / `If-Modified-Since` from the last
 successful run); a 304 means nothing new. The validators live in the cursor per feed (and, for
 the main feed, in `Source.etag`/`last_modified`). Entries that were in the feed at the last
-successful fetch are not sent again (by id, not date: news searches surface older articles). A feed that does not parse is logged and counted, its validators kept, so the
-next run fetches it whole; a truncated feed gives what it could and is retried next run.
+successful fetch are not sent again (by id, not date: news searches surface older articles). A
+feed that does not parse is logged and counted, its validators kept, so the next run fetches it
+whole; a truncated feed gives what it could and is retried next run.
 """
 
 from __future__ import annotations
