@@ -157,7 +157,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def sentiment_share(
     mentions: Iterable[ReportMention],
 ) -> tuple[int, dict[str, float], float | None]:
-    counts = Counter(m.score.sentiment_label for m in mentions if m.score is not None)
+    counts = Counter(m.sentiment for m in mentions if m.sentiment is not None)
     scored = sum(counts[s] for s in SENTIMENTS)
     if not scored:
         return 0, dict.fromkeys(SENTIMENTS, 0.0), None
@@ -167,24 +167,23 @@ def sentiment_share(
 
 
 def _post(row: ReportMention, limit: int = 400) -> Post:
-    m, score = row.mention, row.score
-    text = m.clean_text or m.text or ""
+    text = row.text
     return Post(
-        mention_id=m.id or 0,
+        mention_id=row.id,
         text=text if len(text) <= limit else text[: limit - 1] + "…",
-        url=m.url,
+        url=row.url,
         source=row.source,
         author=row.author_handle,
-        created_at=m.created_at,
-        buzz_risk=round(score.buzz_risk, 1) if score else 0.0,
-        urgency=score.urgency_tier if score else "",
-        sentiment=score.sentiment_label if score else "",
-        reasons=list(score.buzz_reasons or [])[:4] if score else [],
+        created_at=row.created_at,
+        buzz_risk=round(row.buzz_risk, 1),
+        urgency=row.urgency or "",
+        sentiment=row.sentiment or "",
+        reasons=row.reasons[:4],
     )
 
 
 def _risk(row: ReportMention) -> float:
-    return row.score.buzz_risk if row.score is not None else 0.0
+    return row.buzz_risk
 
 
 def _terms(text: str, ignored: frozenset[str]) -> set[str]:
@@ -203,9 +202,9 @@ def complaint_themes(
     single word found in as many posts (they say more: "lost luggage" rather than "lost")."""
     ignored = frozenset(w for term in brand_terms for w in WORD.findall(term.lower()))
     docs = {
-        i: _terms(row.mention.clean_text or row.mention.text or "", ignored)
+        i: _terms(row.text, ignored)
         for i, row in enumerate(complaints)
-        if not row.mention.deleted
+        if not row.deleted
     }
     themes: list[Theme] = []
     while docs and len(themes) < limit:
@@ -232,8 +231,7 @@ def complaint_themes(
 
 
 def _is_complaint(row: ReportMention) -> bool:
-    score = row.score
-    return score is not None and (score.is_complaint or score.sentiment_label == "negative")
+    return row.is_complaint or row.sentiment == "negative"
 
 
 def _first_response_minutes(row: ReportCase) -> float | None:
@@ -330,17 +328,17 @@ def week_figures(
     by_day: Counter[str] = Counter()
     by_source_day: dict[str, Counter[str]] = defaultdict(Counter)
     for row in mentions:
-        if row.mention.created_at is None:
+        if row.created_at is None:
             continue
-        day = week.local_day(row.mention.created_at).isoformat()
+        day = week.local_day(row.created_at).isoformat()
         by_source[row.source] += 1
         by_day[day] += 1
         by_source_day[row.source][day] += 1
     scored, share, net = sentiment_share(mentions)
     _, share_prev, net_prev = sentiment_share(previous)
     complaints = [row for row in mentions if _is_complaint(row)]
-    visible = [row for row in mentions if row.score is not None and not row.mention.deleted]
-    riskiest = sorted(visible, key=lambda r: (-_risk(r), r.mention.id or 0))
+    visible = [row for row in mentions if row.sentiment is not None and not row.deleted]
+    riskiest = sorted(visible, key=lambda r: (-_risk(r), r.id))
     kinds = Counter(a.kind for a in alerts)
     change = _round(net - net_prev) if net is not None and net_prev is not None else None
     return WeekFigures(

@@ -1373,40 +1373,71 @@ def brand_by_name(session: Session, *, name: str) -> _m.Brand | None:
 
 @dataclass(slots=True)
 class ReportMention:
-    """One mention of the report's period with its latest score (None when not scored yet)."""
+    """One mention of the report's period with its latest score (sentiment None: not scored)."""
 
-    mention: _m.Mention
+    id: int
+    platform: str
     source: str
+    created_at: datetime | None
+    text: str
+    url: str | None
+    deleted: bool
     author_handle: str | None
-    score: _m.Score | None
+    sentiment: str | None = None
+    is_complaint: bool = False
+    buzz_risk: float = 0.0
+    urgency: str | None = None
+    reasons: list[str] = field(default_factory=list)
 
 
 def report_mentions(
     session: Session, *, brand_id: int, start: datetime, end: datetime
 ) -> list[ReportMention]:
-    """A brand's mentions posted in [start, end), with source name, author handle and score."""
-    created = _col(_m.Mention.created_at)
+    """A brand's mentions posted in [start, end), with source name, author handle and latest
+    score, read as plain columns (a busy week is tens of thousands of rows)."""
+    m, score = _m.Mention, _m.Score
+    created = _col(m.created_at)
     rows = session.execute(
-        select(_m.Mention, _col(_m.Source.name))
-        .outerjoin(_m.Source, _col(_m.Source.id) == _col(_m.Mention.source_id))
-        .where(_col(_m.Mention.brand_id) == brand_id, created >= start, created < end)
-        .order_by(_col(_m.Mention.id))
-    ).all()
-    mentions = [row[0] for row in rows]
-    authors = authors_by_id(session, ids=[m.author_id for m in mentions if m.author_id])
-    scores = latest_scores(session, mention_ids=[m.id for m in mentions if m.id is not None])
-    out = []
-    for m, source_name in rows:
-        author = authors.get(m.author_id) if m.author_id else None
-        out.append(
-            ReportMention(
-                mention=m,
-                source=source_name or m.platform,
-                author_handle=author.handle if author else None,
-                score=scores.get(m.id) if m.id is not None else None,
-            )
+        select(
+            _col(m.id),
+            _col(m.platform),
+            _col(_m.Source.name),
+            created,
+            _col(m.clean_text),
+            _col(m.text),
+            _col(m.url),
+            _col(m.deleted),
+            _col(_m.Author.handle),
+            _col(score.sentiment_label),
+            _col(score.is_complaint),
+            _col(score.buzz_risk),
+            _col(score.urgency_tier),
+            _col(score.buzz_reasons),
         )
-    return out
+        .outerjoin(_m.Source, _col(_m.Source.id) == _col(m.source_id))
+        .outerjoin(_m.Author, _col(_m.Author.id) == _col(m.author_id))
+        .outerjoin(score, _col(score.mention_id) == _col(m.id))
+        .where(_col(m.brand_id) == brand_id, created >= start, created < end)
+        .order_by(_col(m.id), _col(score.scored_at))
+    ).all()
+    latest: dict[int, ReportMention] = {}
+    for row in rows:  # ordered by score time: the last row of a mention is its latest score
+        latest[row[0]] = ReportMention(
+            id=row[0],
+            platform=row[1],
+            source=row[2] or row[1],
+            created_at=row[3],
+            text=row[4] or row[5] or "",
+            url=row[6],
+            deleted=bool(row[7]),
+            author_handle=row[8],
+            sentiment=row[9],
+            is_complaint=bool(row[10]),
+            buzz_risk=float(row[11] or 0.0),
+            urgency=row[12],
+            reasons=list(row[13] or []),
+        )
+    return list(latest.values())
 
 
 @dataclass(slots=True)
