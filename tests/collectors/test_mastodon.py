@@ -304,3 +304,39 @@ def cursor_of(name: str) -> dict[str, Any]:
         row = get_source(session, name=name)
         assert row is not None
         return dict(row.cursor)
+
+
+def test_status_search_crawl_reads_the_token_from_the_environment(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = docs_status()
+
+    def handler(request: Seen) -> Reply:
+        if request.path != "/api/v2/search":
+            return Reply(status=404)
+        if request.headers.get("authorization") != "Bearer env-token":
+            return Reply.json({"accounts": [], "statuses": [], "hashtags": []})  # anonymous
+        found = [status] if int(request.query.get("min_id", 0)) < int(status["id"]) else []
+        return Reply.json({"accounts": [], "statuses": found, "hashtags": []})
+
+    with ScriptedServer(handler) as server:
+        source = {
+            "name": "acme-search",
+            "kind": "mastodon",
+            "query": "sort code",
+            "base_url": server.url(),
+        }
+        settings = Settings(
+            data_dir=tmp_path / "data", sources=[SourceConfig.model_validate(source)]
+        )
+        [anonymous] = run_crawls(settings=settings)
+        assert (anonymous.status, anonymous.new) == ("ok", 0)
+        assert server.requests == []  # no token: nothing asked, one warning line in the log
+        log = (settings.data_dir / "logs" / "crawl-acme-search.log").read_text(encoding="utf-8")
+        assert "skipped: status search needs TOCSIN_MASTODON_TOKEN" in log
+        monkeypatch.setenv("TOCSIN_MASTODON_TOKEN", "env-token")
+        [signed] = run_crawls(settings=settings)
+        assert (signed.status, signed.new) == ("ok", 1)
+        assert server.requests[0].query["type"] == "statuses"
+        assert "env-token" not in (settings.data_dir / "logs" / "crawl-acme-search.log").read_text()
+    assert cursor_of("acme-search") == {"min_id:search": "103270115826048975"}
