@@ -29,6 +29,20 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
 DOWNLOADER_MIDDLEWARES = {
     "collectors.middlewares.RateLimitMiddleware": 560,
 }
+# Every spider-middleware layer wraps every item a callback yields; these serve web crawling
+# (referers, link depth, URL length), not API polling.
+SPIDER_MIDDLEWARES = {
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
+}
+EXTENSIONS = {
+    "scrapy.extensions.memusage.MemoryUsage": None,
+    "scrapy.extensions.feedexport.FeedExporter": None,
+    "scrapy.extensions.spiderstate.SpiderState": None,
+    "scrapy.extensions.telnet.TelnetConsole": None,
+}
 ITEM_PIPELINES = {
     "collectors.pipelines.MentionPipeline": 300,
 }
