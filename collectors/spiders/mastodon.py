@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from scrapy.http import Response
 
@@ -142,8 +142,8 @@ class MastodonSpider(MentionSpider):
         # A cap on forward pages loses nothing: the next crawl goes on from the cursor.
         if statuses and target and self._more_pages():
             if not target.startswith(self.base_url):  # the instance names itself; keep our base
-                parts = urlsplit(target)
-                target = f"{self.base_url}{parts.path}?{parts.query}"
+                ours, theirs = urlsplit(self.base_url), urlsplit(target)
+                target = urlunsplit((ours.scheme, ours.netloc, theirs.path, theirs.query, ""))
             yield self.request(
                 target,
                 headers=self._headers(self._token),

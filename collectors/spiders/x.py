@@ -5,7 +5,9 @@
 (`created_at`, `lang`, `public_metrics`, `conversation_id`, `referenced_tweets`, `note_tweet`)
 and `expansions=author_id` with `user.fields=public_metrics,verified,description` so that each
 post comes with its author's followers. After the first crawl, `since_id=<newest id seen>` asks
-only for newer posts; pages follow `meta.next_token` up to `options.max_pages` (default 10).
+only for newer posts; pages follow `meta.next_token` up to `options.max_pages` (default 10). X
+refuses a `since_id` older than the 7 days recent search covers: the crawl then reads the whole
+window and says that older posts were out of reach.
 
 X escapes `&`, `<` and `>` in post text; the clean text is unescaped. Long posts carry their full
 text in `note_tweet`. URLs are built as `https://x.com/<username>/status/<id>`.
@@ -14,6 +16,7 @@ text in `note_tweet`. URLs are built as `https://x.com/<username>/status/<id>`.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -38,6 +41,7 @@ class XSpider(MentionSpider):
     required_secrets = ("x_bearer_token",)
 
     pages_read = 0
+    since_dropped = False
 
     async def start(self) -> AsyncIterator[Any]:
         if not self.query.strip():
@@ -49,7 +53,7 @@ class XSpider(MentionSpider):
         params = {
             "query": self.query,
             "max_results": PAGE_SIZE,
-            "since_id": self.cursor.get("since_id"),
+            "since_id": None if self.since_dropped else self.cursor.get("since_id"),
             "next_token": next_token,
             "tweet.fields": TWEET_FIELDS,
             "expansions": "author_id",
@@ -60,12 +64,16 @@ class XSpider(MentionSpider):
             params=params,
             headers={"Authorization": f"Bearer {self.secret('x_bearer_token')}"},
             callback=self.parse,
+            allow_statuses=(400,),
         )
 
     def parse(self, response: Response, **_: Any) -> Iterator[Any]:
         self.pages_read += 1
         payload = self.load_json(response)
         if payload is None:
+            return
+        if response.status == 400:
+            yield from self._refused(response, payload)
             return
         if not isinstance(payload, dict) or not isinstance(payload.get("data", []), list):
             self.malformed(response, "not a search result (no data list)")
@@ -99,6 +107,29 @@ class XSpider(MentionSpider):
                     response.url,
                     self.pages_read,
                 )
+
+    def _refused(self, response: Response, payload: Any) -> Iterator[Any]:
+        """A 400. Recent search only reaches 7 days back, and refuses an older `since_id`."""
+        if (
+            "since_id" in json.dumps(payload)
+            and self.cursor.get("since_id")
+            and not self.since_dropped
+        ):
+            self.since_dropped = True
+            self.counters["since_id_expired"] += 1
+            self.logger.warning(
+                "source=%s url=%s since_id is older than recent search reaches (7 days): reading "
+                "the whole window; posts between the last crawl and then are out of reach",
+                self.source.name,
+                response.url,
+            )
+            self.pages_read = 0
+            yield self._search_request(next_token=None)
+            return
+        detail = (
+            payload.get("detail") or payload.get("title") if isinstance(payload, dict) else None
+        )
+        self.malformed(response, f"request refused (HTTP 400): {str(detail or payload)[:200]}")
 
     def _stage_since_id(self, post_id: Any) -> None:
         # Post ids are snowflakes: they grow with time. Compare as numbers, keep as text.

@@ -167,6 +167,31 @@ def test_page_cap_is_logged_and_counted() -> None:
     assert requests == [] and spider.counters["pages_capped"] == 1
 
 
+def test_a_since_id_older_than_seven_days_is_dropped_once() -> None:
+    refusal = {
+        "errors": [
+            {
+                "parameters": {"since_id": ["1578516068309794817"]},
+                "message": "Invalid 'since_id':'1578516068309794817'. 'since_id' must be a "
+                "tweet id created after 2026-11-15T09:30:00Z.",
+            }
+        ],
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }
+    spider = make(cursor={"since_id": "1578516068309794817"})
+    bad = response_for(
+        SEARCH, json.dumps(refusal), status=400, headers={"Content-Type": "application/json"}
+    )
+    [retry] = list(spider.parse(bad))
+    assert "since_id" not in retry.url and spider.counters["since_id_expired"] == 1
+    assert spider.finished_without_loss
+    # Any other 400, or the same one again, is a refused request: counted, a loss.
+    assert list(spider.parse(bad)) == []
+    assert not spider.finished_without_loss and spider.counters["malformed"] == 1
+
+
 def test_errors_only_reply_is_a_loss() -> None:
     reply = {"errors": [{"message": "Invalid query", "title": "Invalid Request"}]}
     spider = make()
