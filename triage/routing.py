@@ -261,11 +261,7 @@ def escalate(
         by = cases.get_member(session, by_id)
         if case.assignee_id not in (None, by.id) and not cases.is_lead(by):
             raise NotPermitted("only the holder or a lead can escalate this case")
-    lead = (
-        cases.get_member(session, lead_id)
-        if lead_id is not None
-        else _pick_lead(session, case)
-    )
+    lead = cases.get_member(session, lead_id) if lead_id is not None else _pick_lead(session, case)
     if not cases.is_lead(lead):
         raise NotPermitted(f"{lead.name} is not a lead")
     updated = cases.assign(

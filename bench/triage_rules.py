@@ -1,7 +1,7 @@
 """Triage benchmark: the triage rules' reads and writes at 1,000,000 mentions.
 
-    .venv/bin/python bench/triage.py                           # SQLite file + local PostgreSQL
-    .venv/bin/python bench/triage.py --mentions 100000 --engines sqlite
+    .venv/bin/python bench/triage_rules.py                     # SQLite file + local PostgreSQL
+    .venv/bin/python bench/triage_rules.py --mentions 100000 --engines sqlite
 
 Fills a fresh database (mentions, 50k authors, scores for 10 %, cases for 2 %, threads, sent
 replies), then times each triage function (median of several runs) and prints the query plan of
