@@ -8,6 +8,9 @@ it never shows in logged URLs. Pages follow `nextPageToken` until a comment alre
 (the cursor keeps the newest `publishedAt` per video or channel) or `options.max_pages`
 (default 10).
 
+A video whose comments cannot be read (turned off, private, gone) is logged and skipped without
+holding the cursor back; a spent daily quota stops the source until midnight Pacific time.
+
 One item per thread: its top-level comment, with its like count and the thread's reply count.
 The URL opens the video at that comment (`watch?v=<video>&lc=<comment id>`). The commenters'
 channels are then looked up with `channels.list` (50 a call, 1 quota unit;
@@ -17,9 +20,11 @@ descriptions; a failed lookup keeps the comments without them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scrapy.http import Response
 from twisted.python.failure import Failure
@@ -28,6 +33,11 @@ from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, html_to_text, parse_time, to_int
 
 PAGE_SIZE = 100
+# A video or channel whose comments cannot be read (turned off, private, deleted).
+UNREADABLE_REASONS = frozenset(
+    {"commentsDisabled", "videoNotFound", "channelNotFound", "forbidden", "notFound"}
+)
+QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 CHANNELS_PER_CALL = 50  # channels.list accepts at most 50 ids
 WEB_URL = "https://www.youtube.com"
 
@@ -79,10 +89,14 @@ class YoutubeSpider(MentionSpider):
             headers={"X-Goog-Api-Key": self.secret("youtube_api_key")},
             callback=self.parse,
             cb_kwargs={"param": param, "value": value},
+            allow_statuses=(400, 403, 404),
         )
 
     def parse(self, response: Response, param: str = "", value: str = "") -> Iterator[Any]:
         self.pages_read[value] = self.pages_read.get(value, 0) + 1
+        if response.status != 200:
+            self._refused(response, param, value)
+            return
         payload = self.load_json(response)
         if payload is None:
             return
@@ -110,6 +124,38 @@ class YoutubeSpider(MentionSpider):
                 yield self._threads_request(param, value, page_token=str(token))
             elif known is not None:
                 self._page_cap(response.url, self.pages_read[value])
+
+    def _refused(self, response: Response, param: str, value: str) -> None:
+        """An API error: a video that cannot be read is skipped; a spent quota stops the source."""
+        try:
+            error = json.loads(response.body).get("error") or {}
+            reason = str((error.get("errors") or [{}])[0].get("reason") or error.get("status"))
+        except (ValueError, AttributeError, TypeError, IndexError):
+            reason = "unreadable error"
+        if reason in UNREADABLE_REASONS:  # asking again will not help: not a loss
+            self.counters["errors"] += 1
+            self.logger.warning(
+                "source=%s url=%s %s %s skipped: %s",
+                self.source.name,
+                response.url,
+                param,
+                value,
+                reason,
+            )
+        elif reason in QUOTA_REASONS:
+            self.stop_for_rate_limit(next_quota_reset(), response.url)
+        else:
+            self.counters["errors"] += 1
+            self.mark_loss(f"API refused (HTTP {response.status}: {reason}) ({response.url})")
+            hint = ": check TOCSIN_YOUTUBE_API_KEY" if "key" in reason.lower() else ""
+            self.logger.error(
+                "source=%s url=%s API refused (HTTP %s: %s)%s",
+                self.source.name,
+                response.url,
+                response.status,
+                reason,
+                hint,
+            )
 
     # ------------------------------------------------------------------ commenters' subscribers
 
@@ -224,6 +270,13 @@ class YoutubeSpider(MentionSpider):
             external_id=channel,
             display_name=str(name) if name else None,
         )
+
+
+def next_quota_reset(now: datetime | None = None) -> datetime:
+    """The Data API's daily quota resets at midnight Pacific time."""
+    pacific = (now or datetime.now(UTC)).astimezone(ZoneInfo("America/Los_Angeles"))
+    midnight = datetime.combine(pacific.date() + timedelta(days=1), time(), tzinfo=pacific.tzinfo)
+    return midnight.astimezone(UTC)
 
 
 def _iso(moment: datetime) -> str:

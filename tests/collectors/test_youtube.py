@@ -17,11 +17,18 @@ from twisted.python.failure import Failure
 from collectors.crawl import run_crawls
 from collectors.items import MentionItem
 from collectors.spiders.base import SourceSpec
-from collectors.spiders.youtube import YoutubeSpider
+from collectors.spiders.youtube import YoutubeSpider, next_quota_reset
 from storage.db import session_scope
 from storage.models import Author, Mention
 from storage.queries import get_source
-from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response
+from tests.collectors.support import (
+    DATA,
+    Reply,
+    ScriptedServer,
+    Seen,
+    json_response,
+    response_for,
+)
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/youtube")
@@ -170,6 +177,42 @@ def test_new_style_handles_are_kept_as_handles() -> None:
     assert items[1].author is not None and items[1].author.handle.startswith("UC")
 
 
+def api_error(code: int, reason: str) -> dict[str, Any]:
+    """An error reply in the Data API's documented shape."""
+    message = f"The request cannot be completed: {reason}."
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "errors": [{"message": message, "domain": "youtube.commentThread", "reason": reason}],
+        }
+    }
+
+
+def test_comments_turned_off_are_skipped_without_loss() -> None:
+    spider = make(video_ids=["F1UP7wRCPH8"])
+    reply = response_for(THREADS, json.dumps(api_error(403, "commentsDisabled")), status=403)
+    assert list(spider.parse(reply, param="videoId", value="F1UP7wRCPH8")) == []
+    assert spider.counters["errors"] == 1 and spider.finished_without_loss
+
+
+def test_spent_quota_stops_until_midnight_pacific() -> None:
+    spider = make(video_ids=["F1UP7wRCPH8"])
+    reply = response_for(THREADS, json.dumps(api_error(403, "quotaExceeded")), status=403)
+    assert list(spider.parse(reply, param="videoId", value="F1UP7wRCPH8")) == []
+    assert spider.rate_limited_until is not None and not spider.finished_without_loss
+    moment = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # 15:30 in Los Angeles
+    assert next_quota_reset(moment) == datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+def test_a_bad_key_is_a_loss_with_a_hint(caplog: pytest.LogCaptureFixture) -> None:
+    spider = make(video_ids=["F1UP7wRCPH8"])
+    reply = response_for(THREADS, json.dumps(api_error(400, "keyInvalid")), status=400)
+    list(spider.parse(reply, param="videoId", value="F1UP7wRCPH8"))
+    assert not spider.finished_without_loss
+    assert "check TOCSIN_YOUTUBE_API_KEY" in caplog.text and "AIza" not in caplog.text
+
+
 def test_a_source_without_video_or_channel_asks_for_nothing() -> None:
     spider = make()
     assert started(spider) == []
@@ -204,7 +247,7 @@ def test_crawl_pages_with_the_key_in_a_header(
         if request.path != "/youtube/v3/commentThreads":
             return Reply(status=404)
         if request.query.get("videoId") != "F1UP7wRCPH8":
-            return Reply.json({"error": {"code": 404, "message": "videoNotFound"}}, status=404)
+            return Reply.json(api_error(404, "videoNotFound"), status=404)
         return Reply.json(page2 if request.query.get("pageToken") else page1)
 
     with ScriptedServer(handler) as server:
@@ -231,7 +274,8 @@ def test_crawl_pages_with_the_key_in_a_header(
         source["options"] = {"video_ids": ["F1UP7wRCPH8", "gone"], "match_all": True}
         settings.sources = [SourceConfig.model_validate(source)]
         [third] = run_crawls(settings=settings)
-        assert third.status == "partial" and third.errors == 1 and "HTTP 404" in third.message
+        # A video that is gone is skipped and counted, and holds nothing back.
+        assert (third.status, third.errors, third.updated) == ("ok", 1, 5), third
     with session_scope() as session:
         rows = session.execute(select(Mention).order_by(col(Mention.created_at))).scalars().all()
     assert len(rows) == 5
