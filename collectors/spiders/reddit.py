@@ -7,7 +7,9 @@ secret, `grant_type=client_credentials`) gives a bearer token; the listings then
 * `mode = "search"` (the default when the source has a query): `/search` or, with
   `options.subreddits`, `/r/<a+b>/search?restrict_sr=1`, sorted by new;
 * `mode = "new"`: `/r/<a+b>/new` (every new post of those subreddits; set `match_all` when the
-  subreddit is the brand's own).
+  subreddit is the brand's own);
+* `mode = "comments"`: `/r/<a+b>/comments`, the newest comments of those subreddits (Reddit's
+  search does not reach comments).
 
 Pages follow `after` until the listing reaches a post already seen (the cursor keeps the newest
 `created_utc` and its fullname), up to `options.max_pages` (default 10). Deleted and removed posts
@@ -65,7 +67,9 @@ class RedditSpider(MentionSpider):
         return "+".join(n.strip().removeprefix("r/").removeprefix("/r/") for n in names if n)
 
     async def start(self) -> AsyncIterator[Any]:
-        if self.mode not in ("search", "new") or (self.mode == "new" and not self.subreddits):
+        if self.mode not in ("search", "new", "comments") or (
+            self.mode != "search" and not self.subreddits
+        ):
             self.malformed(
                 self.base_url, f"mode {self.mode!r} needs a query (search) or options.subreddits"
             )
@@ -118,7 +122,7 @@ class RedditSpider(MentionSpider):
                 params["restrict_sr"] = 1
             url = f"{self.base_url}{where}/search"
         else:
-            url = f"{self.base_url}{where}/new"
+            url = f"{self.base_url}{where}/{self.mode}"
         headers = {"Authorization": f"Bearer {self.token}", **self._user_agent()}
         return self.request(url, params=params, headers=headers, callback=self.parse)
 

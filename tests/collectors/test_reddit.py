@@ -192,6 +192,14 @@ def test_new_mode_reads_the_subreddit_listing() -> None:
     assert listing.url.startswith(f"{API}/r/AcmeAir/new?limit=100&raw_json=1")
 
 
+def test_comments_mode_reads_the_subreddit_comments() -> None:
+    spider = make(query="", subreddits=["AcmeAir"], mode="comments")
+    token = cassette("praw-TestSubreddit.test_search.json", 0)
+    _, [listing] = split(list(spider.parse_token(json_response(token_url(), token))))
+    assert listing.url.startswith(f"{API}/r/AcmeAir/comments?limit=100&raw_json=1")
+    assert started(make(query="", mode="comments")) == []  # no subreddit: nothing to read
+
+
 def test_refused_credentials_are_one_clear_line(caplog: pytest.LogCaptureFixture) -> None:
     spider = make()
     reply = response_for(token_url(), '{"message": "Unauthorized", "error": 401}', status=401)
