@@ -1,0 +1,1 @@
+"""Scoring: one encoder, several heads (sentiment, urgency, complaint), plus buzz-risk fusion."""
