@@ -2,10 +2,12 @@
 
 `base_url` is the instance (default https://mastodon.social).
 
-* Hashtags (`options.hashtags`, or a query written `#tag`): `/api/v1/timelines/tag/<tag>`.
-  The first crawl reads the newest page and follows `Link: rel="next"` (older) up to
-  `options.max_pages` (default 10). Later crawls ask for `min_id=<newest id seen>` and follow
-  `rel="prev"` (newer) until an empty page, so nothing between two crawls is skipped.
+* Hashtags (`options.hashtags` or `options.hashtag`, or a query written `#tag`):
+  `/api/v1/timelines/tag/<tag>`. The first crawl reads the newest page and follows
+  `Link: rel="next"` (older) up to `options.max_pages` (default 10). Later crawls ask for
+  `min_id=<newest id seen>` and follow `rel="prev"` (newer) until an empty page: they move forward
+  from the cursor, so nothing between two crawls is skipped, and a crawl cut short by `max_pages`
+  goes on from there next time.
 * Search (a plain query): `/api/v2/search?type=statuses&q=<query>` with
   `Authorization: Bearer $TOCSIN_MASTODON_TOKEN` (instances answer status searches only to
   signed-in accounts), `min_id` from the cursor and `offset` paging.
@@ -53,7 +55,7 @@ class MastodonSpider(MentionSpider):
 
     @property
     def hashtags(self) -> list[str]:
-        value: Any = self.option("hashtags", [])
+        value: Any = self.option("hashtags", None) or self.option("hashtag", [])
         tags = [value] if isinstance(value, str) else [str(v) for v in value]
         if not tags and self.query.strip().startswith("#"):
             tags = self.query.split()

@@ -146,6 +146,13 @@ def test_next_crawl_goes_forward_from_the_cursor_with_prev_links() -> None:
     assert list(spider.parse(page(newer.url, [], headers), tag="acme", forward=True)) == []
 
 
+def test_hashtag_option_spellings() -> None:
+    assert make(hashtag="acmeair").hashtags == ["acmeair"]
+    assert make(hashtags=["#acme", "acme_help"]).hashtags == ["acme", "acme_help"]
+    assert make(query="#acmeair #acme").hashtags == ["acmeair", "acme"]
+    assert make(query="acme air").hashtags == []
+
+
 def test_link_header_parsing() -> None:
     _, headers = interaction("mastodonpy-test_fetch_next_previous.yaml", 12)
     links = link_targets(headers["link"])
