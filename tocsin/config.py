@@ -209,6 +209,17 @@ class ServiceConfig(_Section):
     score_batch: int = Field(default=256, ge=1)
 
 
+class BuzzConfig(_Section):
+    """Buzz-risk context: who counts as a journalist or VIP, and the usual engagement pace."""
+
+    journalist_handles: list[str] = Field(default_factory=list)
+    vip_handles: list[str] = Field(default_factory=list)
+    journalist_keywords: list[str] = Field(default_factory=list)  # added to the built-in bio words
+    vip_keywords: list[str] = Field(default_factory=list)
+    # Engagement per minute of a typical post, used until a brand has enough history of its own.
+    usual_engagement_per_minute: float = Field(default=0.2, gt=0)
+
+
 class ModelConfig(_Section):
     # "default" = the packaged MiniLM-L6 encoder plus the fine-tuned delta in classifier/weights.
     # Anything else is a Hugging Face model name or a folder.
@@ -217,6 +228,7 @@ class ModelConfig(_Section):
     batch_size: int = 64
     max_length: int = 128
     threads: int | None = None
+    buzz: BuzzConfig = Field(default_factory=BuzzConfig)
 
 
 class BoardConfig(_Section):
