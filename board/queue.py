@@ -78,28 +78,28 @@ def _row(member: SignedIn, row: queries.QueueRow, viewers: list[cases.Viewer]) -
     assert case.id is not None
     author = row.author
     who = (author.display_name or author.handle) if author else "unknown author"
+    # Few elements per row: the browser draws 25 of these on every refresh.
     with st.container(border=True, key=f"case_row_{case.id}"):
-        main, state, actions = st.columns([6, 3, 1.4])
+        main, actions = st.columns([8, 1.2])
         clock = common.sla_badge(case.sla_due_at, answered=case.first_response_at)
+        holder = row.assignee.name if row.assignee else "nobody"
+        status = common.STATUS_LABELS.get(case.status, case.status)
         main.markdown(
             f"{common.tier_badge(case.urgency_tier)} {common.risk_badge(case.buzz_risk)} "
-            f"{clock} **#{case.id}** · "
-            f"{md_escape(case.platform or '?')} · {md_escape(case.lang or '?')} · "
-            f"{md_escape(who)}"
+            f"{clock} **#{case.id}** · {md_escape(case.platform or '?')} · "
+            f"{md_escape(case.lang or '?')} · {md_escape(who)} · {md_escape(status)}, "
+            f"held by {md_escape(holder)} {common.priority_label(case)}"
         )
         text = row.mention.clean_text if row.mention else ""
         main.text(one_line(text, limit=280) or "(no text)")
+        notes = []
         reasons = row.score.buzz_reasons if row.score else []
         if reasons:
-            main.caption("Why: " + " · ".join(md_escape(r) for r in reasons[:4]))
-        holder = row.assignee.name if row.assignee else "nobody"
-        state.markdown(
-            f"{md_escape(common.STATUS_LABELS.get(case.status, case.status))} · "
-            f"held by {md_escape(holder)}  \n{common.priority_label(case)}"
-        )
+            notes.append("Why: " + " · ".join(md_escape(r) for r in reasons[:4]))
         if viewers:
-            names = ", ".join(md_escape(v.name) for v in viewers)
-            state.caption(f"👀 viewing: {names}")
+            notes.append("👀 viewing: " + ", ".join(md_escape(v.name) for v in viewers))
+        if notes:
+            main.caption(" — ".join(notes))
         claimable = case.status in (CaseStatus.new, CaseStatus.assigned) and (
             case.assignee_id in (None, member.member_id)
         )
