@@ -2,9 +2,10 @@
 
 `base_url` is the forum (https://forum.example.com, or a sub-folder install). Two modes:
 
-* `mode = "latest"` (the default without a query; the brand's own forum): `/posts.json` lists the
-  newest posts first; older pages come with `before=<smallest id seen>`, until a post already
-  collected (cursor `last_post_id`) or `options.max_pages` (default 10).
+* `mode = "latest"` (the default without a query; the brand's own forum, so every post is kept
+  unless `options.match_all = false`): `/posts.json` lists the newest posts first; older pages
+  come with `before=<smallest id seen>`, until a post already collected (cursor `last_post_id`)
+  or `options.max_pages` (default 10).
 * `mode = "search"` (the default with a query): `/search.json?q=<query> order:latest&page=N`.
   Search hits only carry a short plain-text blurb, so each new hit's full post is read from
   `/posts/<id>.json` (set `options.full_posts = false` to keep the blurbs and spare requests).
@@ -44,6 +45,11 @@ class DiscourseSpider(MentionSpider):
     @property
     def mode(self) -> str:
         return str(self.option("mode", "search" if self.query else "latest"))
+
+    @property
+    def match_all(self) -> bool:
+        """The latest posts of the brand's own forum are all about it; search hits are matched."""
+        return bool(self.options.get("match_all", self.mode == "latest"))
 
     @property
     def forum_key(self) -> str:

@@ -8,6 +8,9 @@ it never shows in logged URLs. Pages follow `nextPageToken` until a comment alre
 (the cursor keeps the newest `publishedAt` per video or channel) or `options.max_pages`
 (default 10).
 
+Every comment is kept by default (`match_all`): the videos and the channel are chosen for the
+brand, and "my order never came" under its video does not name it. Excluded terms still apply.
+
 A video whose comments cannot be read (turned off, private, gone) is logged and skipped without
 holding the cursor back; a spent daily quota stops the source until midnight Pacific time.
 
@@ -47,6 +50,9 @@ class YoutubeSpider(MentionSpider):
     platform = "youtube"
     default_base_url = "https://www.googleapis.com/youtube/v3"
     required_secrets = ("youtube_api_key",)
+    # The videos and channels are the brand's own (or chosen for it): their comments are about
+    # the brand even when they do not name it. `options.match_all = false` filters them again.
+    match_all_by_default = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

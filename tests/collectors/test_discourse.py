@@ -234,7 +234,8 @@ def test_latest_and_search_crawls_store_posts_and_advance(sqlite_url: str, tmp_p
         )
         latest, searched = run_crawls(settings=settings)
         # Two posts a page: 15, 14 | 14, 10 | 10, 2 | 2 (the boundary post repeats, then the end).
-        assert (latest.status, latest.new, latest.skipped) == ("ok", 3, 1), latest
+        # The latest posts of the forum are all kept (its own forum); search hits are matched.
+        assert (latest.status, latest.new, latest.skipped) == ("ok", 4, 0), latest
         befores = [r.query.get("before") for r in server.hits("/forum/posts.json")]
         assert befores == [None, "14", "10", "2"]
         assert cursor_of("forum-latest") == {"last_post_id": 15}
@@ -257,6 +258,7 @@ def test_latest_and_search_crawls_store_posts_and_advance(sqlite_url: str, tmp_p
     assert [r.external_id for r in rows] == [
         f"{host}/t/2/1",
         f"{host}/t/7/1",
+        f"{host}/t/11/1",
         f"{host}/t/11/2",
         f"{host}/t/11/3",
     ]
