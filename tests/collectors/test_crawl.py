@@ -342,3 +342,14 @@ def test_missing_credentials_unknown_kind_and_busy_source(
         assert locked
         [busy] = run_crawls(settings=settings)
         assert busy.status == "busy"
+
+
+def test_crawl_into_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    posts = [{"id": n, "text": f"Acme Air post {n}", "author": {"handle": "ann"}} for n in range(3)]
+    feed.write_text("".join(json.dumps(p) + "\n" for p in posts), encoding="utf-8")
+    source = {"name": "demo", "kind": "replay", "brand": "Acme Air", "base_url": feed.as_uri()}
+    [summary] = run_crawls(settings=settings_for(tmp_path, source))
+    assert (summary.status, summary.new) == ("ok", 3)
+    assert sorted(mention_ids("replay")) == ["0", "1", "2"]
+    assert source_row("demo").cursor["last_id"] == "2"
