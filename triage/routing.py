@@ -7,7 +7,7 @@ the lightest load (relative to their cap) wins. Each choice carries a one-line e
 "assigned to Lea: speaks fr, skill billing, 2/8 open, answered this author before".
 
 When nobody fits (nobody on shift, nobody speaks the language, everyone at their cap) the case
-stays in the queue with the reason; a critical case in that situation is escalated to the leads.
+stays in the queue with the reason (`case.unrouted`); for a critical case the leads are notified.
 Critical cases always notify the leads on shift (audit event `case.lead_notified`, whose details
 hold the leads' ids, names and emails, for the alerts engine and the board).
 
@@ -169,12 +169,17 @@ def route_new_cases(
     """Assign unassigned new cases to members on shift; returns (case id, member id) pairs.
 
     Does nothing when `settings.triage.auto_assign` is off. Cases someone claimed meanwhile are
-    skipped. Critical cases notify the leads; a critical case nobody can take is escalated.
+    skipped. Critical cases notify the leads, whether or not someone could take them.
+    `now` is the scheduler's clock, kept in the signature for the service; the choice itself
+    does not depend on the time (shifts are the members' `on_shift` flag).
     """
     if not settings.triage.auto_assign:
         return []
     assigned: list[tuple[int, int]] = []
-    leads = _leads_on_shift(queries.members_on_shift(session))
+    # With no lead on shift, every active lead hears about a critical case.
+    leads = _leads_on_shift(queries.members_on_shift(session)) or _leads_on_shift(
+        queries.team_members(session, active_only=True)
+    )
     for decision, case in _plan(session, limit=ROUTING_BATCH):
         critical = case.urgency_tier == UrgencyTier.critical
         if decision.member_id is None:

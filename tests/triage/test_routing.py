@@ -129,7 +129,7 @@ def test_critical_cases_notify_the_leads(db_url: str, settings: Settings) -> Non
     assert notified[0]["leads"] == ["Lea"]
 
 
-def test_an_unroutable_critical_case_is_escalated_to_the_leads(
+def test_an_unroutable_critical_case_is_reported_to_the_leads(
     db_url: str, settings: Settings
 ) -> None:
     with session_scope() as session:
@@ -167,3 +167,24 @@ def test_manual_reassign_warns_and_escalate_goes_to_a_lead(db_url: str, settings
     assert escalated.notify == ["lea@acme.test"]
     actions = [a for a, _ in _events(case_id)]
     assert actions[-3:] == ["case.reassigned", "case.escalated", "case.lead_notified"]
+
+
+def test_with_no_lead_on_shift_every_active_lead_hears_of_a_critical_case(
+    db_url: str, settings: Settings
+) -> None:
+    with session_scope() as session:
+        add_member(session, "Ana")
+        add_member(session, "Lea", role="lead", email="lea@acme.test", on_shift=False)
+        add_member(session, "Old", role="lead", email="old@acme.test", active=False)
+        mention = add_mention(session, "someone was injured in your store")
+        case = open_or_update_case(
+            session,
+            mention=mention,
+            score=add_score(session, mention, tier="critical"),
+            settings=settings,
+        )
+        assert case is not None
+    with session_scope() as session:
+        routing.route_new_cases(session, settings=settings)
+    notified = [d for a, d in _events(case.id or 0) if a == "case.lead_notified"]
+    assert [d["emails"] for d in notified] == [["lea@acme.test"]]
