@@ -105,11 +105,19 @@ def secret_values(secrets: Secrets, names: Sequence[str]) -> dict[str, str]:
 
 
 def preflight(
-    source: Source, spider_cls: type[MentionSpider], secrets: Secrets, now: datetime
+    source: Source,
+    spider_cls: type[MentionSpider],
+    secrets: Secrets,
+    now: datetime,
+    *,
+    run_disabled: bool = False,
 ) -> CrawlSummary | None:
-    """A summary saying why the source must not run now, or None when it may."""
+    """A summary saying why the source must not run now, or None when it may.
+
+    `run_disabled`: the user named the source, so `enabled = false` (off the schedule) is no bar.
+    """
     summary = CrawlSummary(source=source.name, kind=source.kind)
-    if not source.enabled:
+    if not source.enabled and not run_disabled:
         summary.status = "disabled"
         return summary
     if source.not_before is not None and source.not_before > now:
@@ -188,7 +196,9 @@ def _run_spider(spider_cls: type[MentionSpider], spec: SourceSpec) -> tuple[Ment
     return spider, reason
 
 
-def crawl_source(name: str, *, lock_dir: Path, secrets: Secrets | None = None) -> CrawlSummary:
+def crawl_source(
+    name: str, *, lock_dir: Path, secrets: Secrets | None = None, run_disabled: bool = False
+) -> CrawlSummary:
     """Run one crawl of `name` in this process (once per process) and save its outcome."""
     started = time.monotonic()
     secrets = secrets or get_secrets()
@@ -200,7 +210,7 @@ def crawl_source(name: str, *, lock_dir: Path, secrets: Secrets | None = None) -
         spider_cls = spider_class(source.kind)
     except LookupError as exc:
         return CrawlSummary(source=name, kind=source.kind, status="failed", message=str(exc))
-    refusal = preflight(source, spider_cls, secrets, utcnow())
+    refusal = preflight(source, spider_cls, secrets, utcnow(), run_disabled=run_disabled)
     if refusal is not None:
         return refusal
     with source_lock(lock_dir, name) as locked:
@@ -256,9 +266,15 @@ def _save_outcome(source_id: int, spider: MentionSpider, reason: str) -> CrawlSu
 
 
 def _database_url(settings: Settings) -> str:
-    if settings.database_url:
+    """The settings' database, which this process's engine is pointed at if it was elsewhere.
+
+    (Re-pointing only on a change: the service calls this from several threads at once.)
+    """
+    current = storage_db.database_url()
+    if settings.database_url and settings.database_url != current:
+        storage_db.configure(settings.database_url)
         return settings.database_url
-    return storage_db.database_url()
+    return current
 
 
 def sync_from_settings(settings: Settings) -> list[Source]:
@@ -280,8 +296,6 @@ def run_crawls(
     LookupError naming any source that is not in the settings.
     """
     url = _database_url(settings)
-    if settings.database_url:
-        storage_db.configure(url)
     configured = {s.name: s for s in settings.sources}
     if names:
         unknown = [n for n in names if n not in configured]
@@ -294,24 +308,30 @@ def run_crawls(
     secrets = get_secrets()
     log_dir = settings.data_dir / "logs"
     summaries = []
+    named = bool(names)
     for index, name in enumerate(wanted):
         if on_start is not None:
             on_start(name, index, len(wanted))
         row = rows[name]
         try:
-            refusal = preflight(row, spider_class(row.kind), secrets, utcnow())
+            refusal = preflight(row, spider_class(row.kind), secrets, utcnow(), run_disabled=named)
         except LookupError as exc:
             refusal = CrawlSummary(source=name, kind=row.kind, status="failed", message=str(exc))
-        if names and refusal is not None and refusal.status == "disabled":
-            refusal = None  # named explicitly: run it even though it is off in the schedule
-        summaries.append(refusal or run_crawl_subprocess(name, settings=settings, url=url))
+        summaries.append(
+            refusal or run_crawl_subprocess(name, settings=settings, url=url, run_disabled=named)
+        )
         if summaries[-1].status not in ("ok", "deferred", "disabled", "busy"):
             _log_to(log_dir, summaries[-1])
     return summaries
 
 
 def run_crawl_subprocess(
-    name: str, *, settings: Settings, url: str, timeout: float | None = None
+    name: str,
+    *,
+    settings: Settings,
+    url: str,
+    timeout: float | None = None,
+    run_disabled: bool = False,
 ) -> CrawlSummary:
     """`python -m collectors.crawl --source NAME` in a child process; its summary."""
     log_dir = settings.data_dir / "logs"
@@ -321,6 +341,8 @@ def run_crawl_subprocess(
     )
     limit = timeout or float(option_timeout or DEFAULT_CRAWL_TIMEOUT)
     command = crawl_command(name, url=url, lock_dir=settings.data_dir / "locks")
+    if run_disabled:
+        command.append("--even-if-disabled")
     started = time.monotonic()
     with open(log_dir / f"crawl-{_safe(name)}.log", "w", encoding="utf-8") as log:
         try:
@@ -384,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", required=True, help="the source's name in tocsin.toml")
     parser.add_argument("--database", help="database URL (default: from the settings)")
     parser.add_argument("--lock-dir", type=Path, help="where per-source lock files live")
+    parser.add_argument(
+        "--even-if-disabled", action="store_true", help="run a source whose enabled = false"
+    )
     args = parser.parse_args(argv)
     settings: Any = None
     if args.database is None or args.lock_dir is None:
@@ -391,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage_db.configure(args.database or settings.resolved_database_url)
     lock_dir = args.lock_dir or settings.data_dir / "locks"
     try:
-        summary = crawl_source(args.source, lock_dir=lock_dir)
+        summary = crawl_source(args.source, lock_dir=lock_dir, run_disabled=args.even_if_disabled)
     except Exception as exc:  # the parent must always get a summary line
         summary = CrawlSummary(
             source=args.source, status="failed", message=f"{type(exc).__name__}: {exc}"

@@ -337,11 +337,13 @@ def test_missing_credentials_unknown_kind_and_busy_source(
 
     feed = tmp_path / "feed.jsonl"
     feed.write_text('{"id": 1, "text": "Acme Air"}\n', encoding="utf-8")
-    settings = settings_for(tmp_path, {"name": "demo", "kind": "replay", "base_url": feed.as_uri()})
+    demo = {"name": "demo", "kind": "replay", "base_url": feed.as_uri(), "enabled": False}
+    settings = settings_for(tmp_path, demo)
+    assert run_crawls(settings=settings) == []  # off the schedule
     with source_lock(settings.data_dir / "locks", "demo") as locked:
         assert locked
-        [busy] = run_crawls(settings=settings)
-        assert busy.status == "busy"
+        [busy] = run_crawls(["demo"], settings=settings)  # named: runs even though disabled
+        assert busy.status == "busy"  # ... but not while another crawl of it holds the lock
 
 
 def test_crawl_into_postgresql(postgres_url: str, tmp_path: Path) -> None:
