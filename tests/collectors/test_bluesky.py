@@ -90,6 +90,7 @@ def test_image_only_post_is_kept_with_every_field() -> None:
     assert (post.likes, post.reposts, post.replies) == (0, 0, 0)
     assert post.parent_external_id is None and post.thread_external_id == post.external_id
     assert post.title is None and post.deleted is False
+    assert post.rating is None and post.observed_at is None  # set by storage: now
     author = post.author
     assert author is not None
     assert (author.handle, author.external_id, author.display_name) == (

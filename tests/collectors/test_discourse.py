@@ -85,6 +85,7 @@ def test_latest_posts_give_every_field() -> None:
     assert reply.thread_external_id == "forum.example.com/community/t/11"
     assert reply.parent_external_id is None  # reply_to_post_number is null
     assert reply.deleted is False
+    assert reply.rating is None and reply.observed_at is None  # set by storage: now
     assert reply.raw is not None and reply.raw["id"] == 15
     # The older page starts at the oldest id seen (Discourse's `before` is inclusive).
     assert older.url == f"{FORUM}/posts.json?before=2"

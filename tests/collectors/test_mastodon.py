@@ -99,6 +99,7 @@ def test_documented_status_gives_every_field() -> None:
     assert (status.likes, status.reposts, status.replies) == (11, 6, 5)
     assert status.parent_external_id is None and status.title is None
     assert status.deleted is False
+    assert status.rating is None and status.observed_at is None  # set by storage: now
     author = status.author
     assert author is not None
     assert author.handle == "Gargron@mastodon.social"  # a local account, made unique

@@ -83,6 +83,7 @@ def test_search_listing_gives_every_field_of_a_submission() -> None:
     assert (post.likes, post.reposts, post.replies) == (2, None, 13)
     assert post.parent_external_id is None and post.thread_external_id == "t3_3b4erh"
     assert post.deleted is False
+    assert post.rating is None and post.observed_at is None  # set by storage: now
     assert post.raw is not None and post.raw["subreddit"] == "learnpython"
 
 
@@ -262,7 +263,7 @@ def allow_post(server: ScriptedServer, bodies: list[bytes]) -> None:
 
 
 def test_crawl_signs_in_pages_and_advances_the_cursor(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TOCSIN_REDDIT_CLIENT_ID", "app-id")
     monkeypatch.setenv("TOCSIN_REDDIT_CLIENT_SECRET", "app-secret")

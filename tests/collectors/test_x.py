@@ -83,6 +83,7 @@ def test_expanded_page_gives_every_field() -> None:
     assert (post.likes, post.reposts, post.replies) == (340, 57, 12)
     assert post.parent_external_id is None and post.thread_external_id == "1858831712345678901"
     assert post.deleted is False
+    assert post.rating is None and post.observed_at is None  # set by storage: now
     author = post.author
     assert author is not None
     assert (author.handle, author.external_id, author.display_name) == (

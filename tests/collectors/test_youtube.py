@@ -88,6 +88,7 @@ def test_first_page_gives_every_field_and_asks_for_the_next() -> None:
     assert (thread.likes, thread.reposts, thread.replies) == (0, None, 2)
     assert thread.parent_external_id is None and thread.thread_external_id == "video:F1UP7wRCPH8"
     assert thread.deleted is False
+    assert thread.rating is None and thread.observed_at is None  # set by storage: now
     author = thread.author
     assert author is not None
     assert author.handle == author.external_id == "UCACHW4qVHoE4zqhHxcVE3Kw"
