@@ -4,7 +4,8 @@
 handles) and none of its excluded terms; `matched_reason` says why it was kept. Posts by the
 brand's own accounts are skipped. Kept posts are stored with `storage.queries.upsert_mentions`,
 one transaction per batch, so a crawl killed mid-way keeps what it stored and a re-run only
-updates those rows. The spider's `counters` get new / updated / skipped / errors.
+updates those rows. An item marked `deleted` is not matched: it flags the stored post, if any,
+as deleted (text dropped). The spider's `counters` get new / updated / skipped / errors.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from collectors.items import MentionItem
 from collectors.spiders.base import BrandRules, MentionSpider
 from storage.db import session_scope
-from storage.queries import upsert_mentions
+from storage.queries import mark_mentions_deleted, upsert_mentions
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -93,6 +94,7 @@ class MentionPipeline:
         self.crawler = crawler
         self.batch_size = max(crawler.settings.getint("TOCSIN_BATCH_SIZE", 500), 1)
         self.buffer: list[MentionItem] = []
+        self.deleted: list[MentionItem] = []
         self.matcher: BrandMatcher | None = None
 
     @classmethod
@@ -118,6 +120,10 @@ class MentionPipeline:
             spider.counters["errors"] += 1
             spider.logger.warning("source=%s item skipped: %s", spider.source.name, problem)
             return item
+        if item.deleted:
+            # A removal notice carries no text to match: it only flags a post we already hold.
+            self.deleted.append(item)
+            return item
         assert self.matcher is not None
         verdict = self.matcher.match(item)
         if not verdict.keep:
@@ -125,7 +131,7 @@ class MentionPipeline:
             return item
         item.matched_reason = verdict.reason
         self.buffer.append(item)
-        if len(self.buffer) >= self.batch_size:
+        if len(self.buffer) + len(self.deleted) >= self.batch_size:
             self.flush()
         return item
 
@@ -136,6 +142,9 @@ class MentionPipeline:
         batch, self.buffer = self.buffer, []
         if batch:
             store_batch(self.spider, batch)
+        deleted, self.deleted = self.deleted, []
+        if deleted:
+            mark_deleted(self.spider, deleted)
 
 
 def store_batch(spider: MentionSpider, batch: Sequence[MentionItem]) -> None:
@@ -168,3 +177,20 @@ def store_batch(spider: MentionSpider, batch: Sequence[MentionItem]) -> None:
             item.external_id,
             why,
         )
+
+
+def mark_deleted(spider: MentionSpider, items: Sequence[MentionItem]) -> None:
+    """Flag stored posts that their platform reports deleted (text dropped); others are ignored."""
+    by_platform: dict[str, list[str]] = {}
+    for item in items:
+        by_platform.setdefault(item.platform, []).append(item.external_id)
+    try:
+        with session_scope() as session:
+            for platform, ids in by_platform.items():
+                spider.counters["updated"] += mark_mentions_deleted(
+                    session, platform=platform, external_ids=ids
+                )
+    except SQLAlchemyError as exc:
+        spider.counters["errors"] += len(items)
+        spider.mark_loss(f"database error: {type(exc).__name__}")
+        spider.logger.error("source=%s could not flag deleted posts: %s", spider.source.name, exc)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from collectors.items import AuthorInfo, MentionItem
-from collectors.pipelines import BrandMatcher, item_problem, store_batch
+from collectors.pipelines import BrandMatcher, item_problem, mark_deleted, store_batch
 from collectors.spiders.base import BrandRules, MentionSpider, SourceSpec
 from storage.db import session_scope
 from storage.models import Author, Brand, Mention, Source
@@ -105,3 +105,17 @@ def test_store_batch_counts_new_then_updated(db_url: str) -> None:
         stored = session.execute(query).scalar_one()
         assert stored.source_id == ids[1] and stored.brand_id == ids[0]
         assert stored.matched_reason == 'keyword "acme air"'
+
+
+def test_deleted_posts_flag_what_is_stored_and_nothing_else(sqlite_url: str) -> None:
+    spider = MentionSpider(source=SourceSpec(name="s", kind="replay"))
+    store_batch(spider, [MentionItem(platform="t", external_id="1", text="Acme Air is awful")])
+    gone = [
+        MentionItem(platform="t", external_id="1", deleted=True),
+        MentionItem(platform="t", external_id="never-stored", deleted=True),
+    ]
+    mark_deleted(spider, gone)
+    assert spider.counters["updated"] == 1
+    with session_scope() as session:
+        rows = session.execute(select(Mention)).scalars().all()
+    assert [(m.external_id, m.deleted, m.text) for m in rows] == [("1", True, "")]
