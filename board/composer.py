@@ -11,7 +11,7 @@ import streamlit as st
 from board import common
 from board.safe import md_escape, plain, safe_url
 from storage.models import Author, Case, Mention, Reply, ReplyAction, ReplyStatus, SupportTask
-from triage import cases, replies
+from triage import cases, publish, replies
 from triage.auth import SignedIn
 from triage.errors import TriageError
 
@@ -104,67 +104,66 @@ def _drafts(case: Case, drafts: list[Reply], member: SignedIn, members: dict[int
 
 
 def _start_send(case: Case, reply: Reply, member: SignedIn) -> None:
-    """Check that nobody answered meanwhile, then hand over to the agent to post it."""
-    settings = common.settings()
+    """Send through the platform's API where Tocsin can post; otherwise hand over to the agent
+    (copy, open the post, confirm). The send-time checks run first either way."""
     try:
-        with common.db() as session:
-            replies.check_no_collision(
-                session, reply=reply, brand_handles=replies.brand_handles(settings)
-            )
+        outcome = publish.publish_reply(
+            reply_id=reply.id or 0,
+            member_id=member.member_id,
+            settings=common.settings(),
+            callback_note=st.session_state.get(_key(case, "saved_note")) or "",
+        )
     except TriageError as exc:
         common.flash(str(exc), kind="error")
         st.rerun()
-    st.session_state[_key(case, "posting")] = reply.id
+    if outcome.mode == "api":
+        st.session_state.pop(_key(case, "saved_note"), None)
+        common.flash(f"Reply posted on {case.platform}: {outcome.external_url or 'done'}.")
+    else:
+        st.session_state[_key(case, "posting")] = (reply.id, outcome.open_url or outcome.post_url)
     st.rerun()
 
 
-def _posting(case: Case, mention: Mention | None, reply: Reply, member: SignedIn) -> None:
+def _posting(case: Case, reply: Reply, open_url: str | None, member: SignedIn) -> None:
     """The manual path: copy the text, open the post, answer there, confirm here."""
-    reply_id = reply.id or 0
     st.info(
         "Tocsin cannot post on this platform for you: copy the reply, open the post, answer "
         "it there, then confirm here."
     )
     st.code(reply.text, language=None, wrap_lines=True)
-    url = safe_url(mention.url if mention else None)
+    url = safe_url(open_url)
     if url:
         st.link_button("Open the post", url)
     st.text_input("Link to your reply (optional)", key=_key(case, "posted_url"))
-    if reply.action == ReplyAction.phone_callback:
-        st.text_input("Note for the support team (optional)", key=_key(case, "callback_note"))
     cols = st.columns(2)
     if cols[0].button("I posted it", key=_key(case, "confirm"), type="primary"):
-        _confirm(case, reply_id, member)
+        _confirm(case, reply.id or 0, member)
     if cols[1].button("Not now", key=_key(case, "cancel")):
         del st.session_state[_key(case, "posting")]
         st.rerun()
 
 
 def _confirm(case: Case, reply_id: int, member: SignedIn) -> None:
-    settings = common.settings()
-    posted_url = safe_url(st.session_state.get(_key(case, "posted_url")))
+    link = (st.session_state.get(_key(case, "posted_url")) or "").strip()
+    if link and safe_url(link) is None:
+        st.error("Paste the link of your reply (https://…), or leave it empty.")
+        return
     try:
         with common.db() as session:
-            replies.reserve_send(
+            publish.confirm_manual_send(
                 session,
                 reply_id=reply_id,
                 member_id=member.member_id,
-                settings=settings,
-                callback_note=st.session_state.get(_key(case, "callback_note")) or "",
-            )
-            replies.record_published(
-                session,
-                reply_id=reply_id,
-                external_id=None,
-                external_url=posted_url,
-                via="manual",
-                member_id=member.member_id,
+                settings=common.settings(),
+                external_url=link or None,
+                callback_note=st.session_state.get(_key(case, "saved_note")) or "",
             )
     except TriageError as exc:
         st.session_state.pop(_key(case, "posting"), None)
         common.flash(str(exc), kind="error")
         st.rerun()
     st.session_state.pop(_key(case, "posting"), None)
+    st.session_state.pop(_key(case, "saved_note"), None)
     common.flash("Reply sent and recorded.")
     st.rerun()
 
@@ -204,6 +203,12 @@ def _compose(case: Case, member: SignedIn) -> None:
         horizontal=True,
         help="How the conversation continues: in private, or by a phone call from support.",
     )
+    if action == ReplyAction.phone_callback:
+        st.text_input(
+            "Note for the support team (optional)",
+            key=_key(case, "callback_note"),
+            help="Goes into the callback task support receives, never into the public reply.",
+        )
     if not body.strip():
         st.caption("Pick a template or write a message to see the preview.")
         return
@@ -245,6 +250,7 @@ def _submit(case: Case, member: SignedIn, text: str, action: str, needs_lead: bo
         st.error(str(exc))
         return
     st.session_state[_key(case, "reset")] = True
+    st.session_state[_key(case, "saved_note")] = st.session_state.get(_key(case, "callback_note"))
     if needs_lead:
         common.flash("Draft saved: a lead approves it before it goes out.")
         st.rerun()
@@ -265,9 +271,10 @@ def render(
     drafts = [r for r in case_replies if r.status != ReplyStatus.sent]
     _sent(sent, tasks, members)
     posting = st.session_state.get(_key(case, "posting"))
-    waiting = next((r for r in drafts if r.id == posting), None)
+    reply_id, open_url = posting if isinstance(posting, tuple) else (None, None)
+    waiting = next((r for r in drafts if r.id == reply_id), None)
     if waiting is not None:
-        _posting(case, mention, waiting, member)
+        _posting(case, waiting, open_url, member)
         return
     st.session_state.pop(_key(case, "posting"), None)
     _drafts(case, drafts, member, members)

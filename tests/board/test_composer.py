@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
+import pytest
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
 from storage.db import session_scope
 from storage.models import Case, CaseStatus, Reply, SupportTask, TeamMember
 from tests.board.factories import Seeded
+from tocsin.config import get_settings
 
 OpenPage = Callable[..., AppTest]
 CASE = "board/case.py"
@@ -73,8 +81,8 @@ def test_phone_callback_becomes_a_support_task(open_page: OpenPage, seeded: Seed
     _hold(case_id, seeded.agent_id)
     app = _open_case(open_page, seeded.agent_id, case_id)
     _write(app, case_id, template="looking_into_it", handoff="phone_callback")
+    app.text_input(key=f"reply_callback_note_{case_id}").input("Prefers mornings").run()
     app.button(key=f"reply_send_{case_id}").click().run()
-    app.text_input(key=f"reply_callback_note_{case_id}").input("Prefers mornings")
     app.button(key=f"reply_confirm_{case_id}").click().run()
     assert not app.exception
     with session_scope() as session:
@@ -145,3 +153,67 @@ def test_send_refused_when_someone_answered_meanwhile(open_page: OpenPage, seede
             session.execute(select(Reply).where(col(Reply.member_id) == seeded.agent_id)).scalars()
         )
     assert [r.status for r in mine] == ["draft"]  # kept, not sent
+
+
+class _Mastodon(BaseHTTPRequestHandler):
+    """A Mastodon instance that records what the board posts."""
+
+    posted: ClassVar[list[dict[str, Any]]] = []
+
+    def do_GET(self) -> None:  # the post lives on another instance: looked up first
+        self._answer({"statuses": [{"id": "777"}]})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        _Mastodon.posted.append({"auth": self.headers.get("Authorization"), **body})
+        self._answer({"id": "9001", "url": "http://127.0.0.1/@acme/9001"})
+
+    def _answer(self, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def mastodon(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Mastodon)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    Path(os.environ["TOCSIN_CONFIG"]).write_text(
+        f'[triage.publish.mastodon]\nbase_url = "{base}"\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("TOCSIN_MASTODON_TOKEN", "test-token")
+    get_settings.cache_clear()
+    _Mastodon.posted.clear()
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        get_settings.cache_clear()
+
+
+def test_reply_posted_through_the_platform_api(
+    open_page: OpenPage, seeded: Seeded, mastodon: str
+) -> None:
+    case_id = seeded.case_ids[0]
+    _hold(case_id, seeded.agent_id)
+    app = _open_case(open_page, seeded.agent_id, case_id)
+    _write(app, case_id, template="apology", handoff="dm_invite")
+    app.button(key=f"reply_send_{case_id}").click().run()
+    assert not app.exception
+    assert any("Reply posted on mastodon" in s.value for s in app.success)
+    assert not app.code  # no manual step
+    assert len(_Mastodon.posted) == 1
+    posted = _Mastodon.posted[0]
+    assert posted["auth"] == "Bearer test-token" and posted["in_reply_to_id"] == "777"
+    with session_scope() as session:
+        reply = session.execute(select(Reply)).scalars().one()
+    assert (reply.status, reply.external_id, reply.text) == ("sent", "9001", posted["status"])
