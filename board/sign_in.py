@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from board import common
-from triage.auth import sign_in
+from triage.auth import SignInLocked, sign_in
 
 
 def render() -> None:
@@ -17,8 +17,12 @@ def render() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
         return
-    with common.db() as session:
-        member = sign_in(session, email=email, password=password)
+    try:
+        with common.db() as session:
+            member = sign_in(session, email=email, password=password)
+    except SignInLocked as exc:
+        st.error(f"Sign-in refused: {exc}.")
+        return
     if member is None:
         st.error("Wrong email or password.")
         return

@@ -961,6 +961,26 @@ def feedback_for_mention(session: Session, *, mention_id: int) -> list[Feedback]
     return list(session.execute(stmt).scalars())
 
 
+def failed_sign_ins_since(session: Session, *, member_id: int, since: datetime) -> int:
+    """Failed sign-ins of a member since `since` and since their last successful one."""
+    last_ok = session.execute(
+        select(func.max(col(AuditEvent.created_at))).where(
+            col(AuditEvent.entity_type) == "team_member",
+            col(AuditEvent.entity_id) == member_id,
+            col(AuditEvent.action) == "auth.signed_in",
+        )
+    ).scalar_one_or_none()
+    stmt = select(func.count()).where(
+        col(AuditEvent.entity_type) == "team_member",
+        col(AuditEvent.entity_id) == member_id,
+        col(AuditEvent.action) == "auth.failed",
+        col(AuditEvent.created_at) >= since,
+    )
+    if last_ok is not None:
+        stmt = stmt.where(col(AuditEvent.created_at) > last_ok)
+    return int(session.execute(stmt).scalar_one())
+
+
 def thread_mentions(session: Session, *, mention: Mention, limit: int = 50) -> list[Mention]:
     """The other posts of the mention's thread (its parent, siblings and replies), oldest first."""
     keys = {k for k in (mention.thread_external_id, mention.parent_external_id) if k}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -11,10 +12,14 @@ from sqlmodel import Session
 
 from storage import queries
 from storage.models import Role, TeamMember
+from storage.types import utcnow
 from tocsin.config import Settings
 from tocsin.errors import UserError
 
 MIN_PASSWORD_LENGTH = 10
+# After this many wrong passwords in LOCKOUT_WINDOW, the account refuses sign-in for a while.
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
 # bcrypt only reads the first 72 bytes; refusing longer ones avoids silently ignoring a suffix.
 MAX_PASSWORD_BYTES = 72
 
@@ -27,6 +32,10 @@ def _dummy_hash() -> str:
 
 class WeakPassword(UserError):
     pass
+
+
+class SignInLocked(UserError):
+    """Too many wrong passwords in a row for this account."""
 
 
 def check_password_rules(password: str) -> None:
@@ -70,11 +79,22 @@ class SignedIn:
 
 
 def sign_in(session: Session, *, email: str, password: str) -> SignedIn | None:
-    """The member when the email and password match an active member, else None."""
+    """The member when the email and password match an active member, else None.
+
+    Raises `SignInLocked` after MAX_FAILED_SIGN_INS wrong passwords within LOCKOUT_WINDOW.
+    """
     member = queries.team_member_by_email(session, email=email) if email.strip() else None
     if member is None or not member.active or not member.password_hash:
         verify_password(password, _dummy_hash())
         return None
+    failures = queries.failed_sign_ins_since(
+        session, member_id=member.id or 0, since=utcnow() - LOCKOUT_WINDOW
+    )
+    if failures >= MAX_FAILED_SIGN_INS:
+        raise SignInLocked(
+            f"too many wrong passwords: try again in {LOCKOUT_WINDOW.seconds // 60} minutes "
+            "or ask a lead to reset it"
+        )
     if not verify_password(password, member.password_hash):
         queries.add_audit_event(
             session,

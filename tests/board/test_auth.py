@@ -103,3 +103,26 @@ def test_set_password_command(sqlite_url: str, tmp_path: Path) -> None:
     env["TOCSIN_BOARD_PASSWORD"] = "short"
     weak = _tocsin("board", "set-password", "lea@example.org", cwd=tmp_path, env=env)
     assert weak.returncode == 1 and "at least" in weak.stderr
+
+
+def test_repeated_wrong_passwords_lock_the_account_for_a_while(sqlite_url: str) -> None:
+    with session_scope() as session:
+        auth.sync_team(
+            session, settings=_team(TeamMemberConfig(name="Sam", email="sam@example.org"))
+        )
+        auth.set_password(session, email="sam@example.org", password="agent-secret-456")
+    with session_scope() as session:
+        assert auth.sign_in(session, email="sam@example.org", password="agent-secret-456")
+    for _ in range(auth.MAX_FAILED_SIGN_INS):
+        with session_scope() as session:
+            assert auth.sign_in(session, email="sam@example.org", password="guess-guess") is None
+    with session_scope() as session, pytest.raises(auth.SignInLocked, match="try again in 15"):
+        auth.sign_in(session, email="sam@example.org", password="agent-secret-456")
+    # The window passes: the failures are older than LOCKOUT_WINDOW.
+    with session_scope() as session:
+        for event in session.execute(
+            select(AuditEvent).where(AuditEvent.action == "auth.failed")
+        ).scalars():
+            event.created_at = event.created_at - auth.LOCKOUT_WINDOW
+    with session_scope() as session:
+        assert auth.sign_in(session, email="sam@example.org", password="agent-secret-456")
