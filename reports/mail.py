@@ -61,7 +61,7 @@ def send_report_email(
     password = password_secret.get_secret_value() if password_secret else None
     if smtp.username and not password:
         raise ReportMailError("SMTP user is set but TOCSIN_SMTP_PASSWORD is not")
-    link = f"{settings.board.base_url.rstrip('/')}/"
+    link = f"{settings.board.base_url.rstrip('/')}/overview"  # the board lists past reports there
     message = build_message(
         figures, sender=smtp.sender, readers=readers, attachment=attachment, link=link
     )

@@ -207,6 +207,7 @@ def test_the_weekly_job_sends_each_report_once_and_retries_when_smtp_is_down(
     assert attachments[0].get_payload(decode=True).startswith(b"%PDF")  # type: ignore[union-attr]
     body = message.get_payload()[0].get_payload()  # type: ignore[index,union-attr]
     assert "Net sentiment: -30.0 (-55 pts)" in body and "SLA met: 66.7%" in body
+    assert "Past reports: http://127.0.0.1:8501/overview" in body
 
     send_due_reports(settings=settings, now=BUILT_AT, force=True)
     assert len(inbox.messages) == 2
