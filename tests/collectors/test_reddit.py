@@ -311,8 +311,12 @@ def test_crawl_signs_in_pages_and_advances_the_cursor(
             "newest_created_utc": 1458221634.0,
             "newest_fullname": "t3_4at068",
         }
-        # A new post arrives on top; the next crawl stops at the first page (known posts).
-        pages[None] = ([newer, *children[:3]], "t3_3b4erh")
+        # A new post arrives on top, and a moderator removes one already stored; the next crawl
+        # stores the first, flags the second, and stops at the first page (known posts).
+        removed = copy.deepcopy(children[1])
+        removed["data"].update(selftext="[removed]", selftext_html=None)
+        removed["data"]["removed_by_category"] = "moderator"
+        pages[None] = ([newer, children[0], removed, children[2]], "t3_3b4erh")
         [second] = run_crawls(settings=settings)
         assert (second.status, second.new, second.updated, second.skipped) == ("ok", 1, 2, 1)
         assert len(server.hits("/search")) == 3
@@ -325,6 +329,9 @@ def test_crawl_signs_in_pages_and_advances_the_cursor(
         assert newest.url == "https://www.reddit.com/r/redditdev/comments/9zzzzz/praw_new_question/"
         assert newest.matched_reason == 'keyword "praw"'
         assert all(r.platform == "reddit" and r.source_id is not None for r in rows)
+        gone = next(r for r in rows if r.external_id == "t3_3x4kt2")
+        assert gone.deleted and gone.text == "" and gone.clean_text == ""
+        assert [r.external_id for r in rows if r.deleted] == ["t3_3x4kt2"]
     assert stored_cursor("acme-reddit") == {
         "newest_created_utc": 1460000000.0,
         "newest_fullname": "t3_9zzzzz",
