@@ -18,6 +18,7 @@ import logging
 import mailbox
 import smtplib
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -173,6 +174,19 @@ def append_to_mailbox(
 # ----------------------------------------------------------------------------- webhooks
 
 
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    """One client for the process: building one per request costs ~150 ms (TLS set-up)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+        return _client
+
+
 def webhook_url(channel: AlertChannelConfig, secrets: Secrets) -> str:
     if channel.url_env:
         url = secrets.env(channel.url_env)
@@ -221,7 +235,7 @@ def post_json(
     }
     where = f"{channel.type} channel {channel.name!r}"
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=channel.timeout_seconds)
+        response = _http().post(url, content=body, headers=headers, timeout=channel.timeout_seconds)
     except httpx.HTTPError as exc:
         # httpx's messages can quote the URL, and the URL may hold the webhook's key.
         raise DeliveryError(f"{where}: {exc.__class__.__name__}") from None

@@ -52,6 +52,9 @@ class DeliveryReport:
     def ok(self) -> bool:
         return self.retrying == 0 and self.failed == 0
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         parts = [f"{self.sent} sent"]
         if self.digests:

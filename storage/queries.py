@@ -1777,6 +1777,30 @@ def recent_negative_mentions(
     return list(reversed(list(session.execute(stmt).scalars())))
 
 
+def negative_texts_before(
+    session: Session, *, brand_id: int | None, since: datetime, until: datetime, limit: int = 1000
+) -> list[str]:
+    """Texts of a brand's latest negative or complaining mentions published in [since, until)
+    (the usual vocabulary of its complaints)."""
+    moment = _mention_time()
+    brand = (
+        col(Mention.brand_id).is_(None) if brand_id is None else col(Mention.brand_id) == brand_id
+    )
+    stmt = (
+        select(col(Mention.title), col(Mention.clean_text))
+        .where(
+            brand,
+            moment >= since,
+            moment < until,
+            col(Mention.deleted).is_(False),
+            col(Mention.id).in_(_negative_mention_ids(include_complaints=True)),
+        )
+        .order_by(moment.desc())
+        .limit(limit)
+    )
+    return [" ".join(filter(None, row)) for row in session.execute(stmt).all()]
+
+
 def incidents_seen_since(session: Session, *, since: datetime) -> list[Incident]:
     stmt = (
         select(Incident)

@@ -5,16 +5,21 @@ mentions published in the last `window_minutes`, per brand:
 1. a mention similar enough to an open incident (cosine similarity to the incident's centroid)
    joins it;
 2. among the rest, the mention with the most similar neighbours seeds a cluster (its neighbours,
-   kept if they are close to the cluster's centroid); a cluster of `min_size` posts or more opens
-   an Incident. Repeated until no seed has enough neighbours.
+   kept if they are close to the cluster's centroid); a cluster of `min_size` posts or more
+   whose posts mostly share at least two words opens an Incident ("please help" and "DM sent"
+   are in every kind of complaint, "app", "down" name a problem). Repeated until no seed has
+   enough neighbours.
 Incidents that gained nothing for `close_after_hours` are closed.
 
 Similarity: TF-IDF cosine over word stems and character 4-grams of the words (so "crash",
-"crashes", "crashed" and "crashing" meet), with URLs, handles, stop words (English, French) and
-the brand's own keywords removed, since every mention shares those. IDF counts the window as if
-it also held `IDF_PRIOR_DOCS` unrelated posts, so that a burst filling the whole window keeps the
-weight of the words its posts share. An incident's title lists
-the words most of its posts share.
+"crashes", "crashed" and "crashing" meet). URLs, handles, stop words (English, French), the words
+any support request contains ("help", "dm", "waiting"...) and the brand's own keywords are left
+out, since unrelated posts share them. IDF is counted over the window plus the brand's usual
+complaints (up to `BACKGROUND_POSTS` negative posts of the week before): what the brand always
+hears ("flight delayed" for an airline) weighs little, what is suddenly everywhere weighs a lot.
+`IDF_PRIOR_DOCS` more unrelated posts are assumed, so that a burst filling the whole window of a
+brand with no history still keeps the weight of the words its posts share. An incident's title
+lists the words most of its posts share.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
+from scipy import sparse
 from sqlmodel import Session
 
 from storage import queries
@@ -41,22 +47,36 @@ CHAR_WEIGHT = 0.35  # relative weight of a character n-gram against a whole word
 # IDF is computed as if the window also held this many posts about other things: when a burst
 # is nearly all the window holds, the words its posts share must keep their weight.
 IDF_PRIOR_DOCS = 30
+# The brand's usual complaints: up to this many negative posts of the week before the window.
+BACKGROUND_POSTS = 1000
+BACKGROUND_SPAN = timedelta(days=7)
 TITLE_WORDS = 4
+MIN_SHARED_WORDS = 2  # words most posts of an incident must have in common
+MAX_REJECTED_SEEDS = 50  # bounds the work on a window full of loosely similar posts
 
 _STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being
-below between both but by can cannot could did do does doing down during each few for from
-further had has have having he her here hers him his how i if in into is it its itself just me
-more most my no nor not now of off on once only or other our out over own same she should so
-some such than that the their them then there these they this those through to too under until
-up very was we were what when where which while who whom why will with would you your yours im
-ive dont cant didnt doesnt isnt wont still again why anyone else get got please thanks thank
-one two today yesterday also even ever really much many every time since le la les un une des
-du de et est en que qui pour pas sur au aux avec ce cette ces mon ma mes ne ni se sa son ses il
-elle ils elles nous vous je tu on mais ou donc car par plus tres deja encore toujours rien fait
-faire ete etre avoir suis sont
+below between both but by can cannot could did do does doing during each few for from further
+had has have having he her here hers him his how i if in into is it its itself just me more most
+my no nor not now of on once only or other our own same she should so some such than that the
+their them then there these they this those through to too under until very was we were what
+when where which while who whom why will with would you your yours im ive dont cant didnt doesnt
+isnt wont still again anyone else get got please thanks thank one two today yesterday also even
+ever really much many every time since le la les un une des du de et est en que qui pour pas
+sur au aux avec ce cette ces mon ma mes ne ni se sa son ses il elle ils elles nous vous je tu
+mais ou donc car par plus tres deja encore toujours rien fait faire ete etre avoir suis sont
 """
-STOP_WORDS = frozenset(_STOP_TEXT.split())
+# What people write to any support account whatever went wrong: shared by unrelated complaints,
+# so it never makes two posts "about the same thing". ("down", "out", "off" are kept on purpose:
+# "app down", "out of service".)
+_SUPPORT_TEXT = """
+help hi hello hey dm dms pm message messages reply replied answer yes ok okay sure know need
+want going go like would could sent send contact customer customers service support team issue
+issues problem problems account hour hours day days week weeks waiting wait still already guys
+anything something nothing someone nobody sorry asap urgent
+aide bonjour merci svp besoin message probleme service client
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split()) | frozenset(_SUPPORT_TEXT.split())
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _HANDLE = re.compile(r"@\w+")
 _WORD = re.compile(r"[^\W_]{2,}")
@@ -115,30 +135,57 @@ def _doc(mention: Mention, ignore: frozenset[str]) -> _Doc:
     )
 
 
-def similarity_matrix(docs: Sequence[_Doc]) -> np.ndarray:
-    """Cosine similarities of the docs' TF-IDF vectors (diagonal 1).
+@dataclass(slots=True)
+class Background:
+    """How often each feature appears in a brand's usual complaints (document frequency)."""
 
-    Only features that two docs or more share can make two docs similar, so the matrix product
-    runs over those; each vector is still normalised with all of its features.
+    size: int = 0
+    df: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, texts: Sequence[str], ignore: frozenset[str]) -> Background:
+        df: Counter[str] = Counter()
+        for text in texts:
+            df.update(_features(words_of(text, ignore=ignore)).keys())
+        return cls(len(texts), df)
+
+
+def similarity_matrix(docs: Sequence[_Doc], background: Background | None = None) -> np.ndarray:
+    """Cosine similarities of the docs' TF-IDF vectors (dense n × n, diagonal 1).
+
+    IDF counts the docs and the `background` (the brand's usual complaints, when known): a word
+    the brand's complaints always use ("flight" for an airline) weighs little, a word that is
+    suddenly everywhere weighs a lot. Only features that two docs or more share can make two docs
+    similar, so the (sparse) matrix product runs over those; each vector is still normalised with
+    all of its features.
     """
     n = len(docs)
+    usual = background or Background()
     df: Counter[str] = Counter()
     for doc in docs:
         df.update(doc.features.keys())
+    total = 1 + n + usual.size + IDF_PRIOR_DOCS
     shared = {f: i for i, f in enumerate(f for f, count in df.items() if count >= 2)}
-    matrix = np.zeros((n, len(shared)), dtype=np.float32)
+    rows: list[int] = []
+    columns: list[int] = []
+    values: list[float] = []
     for row, doc in enumerate(docs):
         weights = {}
         for feature, count in doc.features.items():
-            idf = math.log((1 + n + IDF_PRIOR_DOCS) / (1 + df[feature])) + 1.0
+            idf = math.log(total / (1 + df[feature] + usual.df[feature])) + 1.0
             kind = CHAR_WEIGHT if feature.startswith("c:") else 1.0
             weights[feature] = kind * (1 + math.log(count)) * idf
         norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0
         for feature, weight in weights.items():
             column = shared.get(feature)
             if column is not None:
-                matrix[row, column] = weight / norm
-    similarities = matrix @ matrix.T
+                rows.append(row)
+                columns.append(column)
+                values.append(weight / norm)
+    matrix = sparse.csr_matrix(
+        (np.asarray(values, dtype=np.float32), (rows, columns)), shape=(n, len(shared))
+    )
+    similarities = np.asarray((matrix @ matrix.T).todense(), dtype=np.float32)
     np.fill_diagonal(similarities, 1.0)
     return similarities
 
@@ -208,26 +255,44 @@ def _join_open_incidents(
 
 
 def _new_clusters(
-    similarities: np.ndarray, free: Sequence[int], *, min_size: int, threshold: float
+    docs: Sequence[_Doc],
+    similarities: np.ndarray,
+    free: Sequence[int],
+    *,
+    min_size: int,
+    threshold: float,
 ) -> list[list[int]]:
     clusters: list[list[int]] = []
-    pool = list(free)
-    while len(pool) >= min_size:
-        block = similarities[np.ix_(pool, pool)] >= threshold
-        degree = block.sum(axis=1) - 1  # neighbours, not counting itself
-        seed_at = int(np.argmax(degree))  # ties: the earliest post
-        if degree[seed_at] + 1 < min_size:
+    in_pool = np.zeros(len(docs), dtype=bool)
+    in_pool[list(free)] = True
+    close = similarities >= threshold
+    degree = close[:, in_pool].sum(axis=1) - 1  # neighbours in the pool, not counting itself
+    rejected = 0
+
+    def leave(rows: Sequence[int]) -> None:
+        nonlocal degree
+        in_pool[list(rows)] = False
+        degree = degree - close[:, list(rows)].sum(axis=1)
+
+    while in_pool.sum() >= min_size and rejected < MAX_REJECTED_SEEDS:
+        candidates = np.where(in_pool, degree, -1)
+        seed = int(np.argmax(candidates))  # ties: the earliest post
+        if candidates[seed] + 1 < min_size:
             break
-        group = [pool[j] for j in np.flatnonzero(block[seed_at])]
+        group = np.flatnonzero(close[seed] & in_pool).tolist()
         closeness = centroid_similarity(similarities, group)
         # Keep those close to the group as a whole: a chain of pairwise-similar posts drifting
         # from one topic to another is not one incident.
-        cluster = [row for row in pool if closeness[row] >= threshold or row == pool[seed_at]]
-        if len(cluster) < min_size:
-            pool.remove(pool[seed_at])
+        cluster = sorted({seed, *np.flatnonzero(in_pool & (closeness >= threshold)).tolist()})
+        # A real incident is about something: most of its posts share words ("app", "login",
+        # "crash"). A group sharing one word or none is generic complaints that look alike.
+        shared = incident_keywords([docs[r] for r in cluster])
+        if len(cluster) < min_size or len(shared) < MIN_SHARED_WORDS:
+            leave([seed])
+            rejected += 1
             continue
         clusters.append(cluster)
-        pool = [row for row in pool if row not in set(cluster)]
+        leave(cluster)
     return clusters
 
 
@@ -259,7 +324,15 @@ def update_incidents(
 
     changed: dict[int, Incident] = {}
     for brand_id, docs in by_brand.items():
-        similarities = similarity_matrix(docs)
+        usual = queries.negative_texts_before(
+            session,
+            brand_id=brand_id,
+            since=since - BACKGROUND_SPAN,
+            until=since,
+            limit=BACKGROUND_POSTS,
+        )
+        ignore = brand_terms.get(brand_id or -1, frozenset())
+        similarities = similarity_matrix(docs, Background.of(usual, ignore))
         members: dict[int, list[int]] = defaultdict(list)
         for row, doc in enumerate(docs):
             if doc.mention.incident_id is not None:
@@ -276,7 +349,7 @@ def update_incidents(
         taken = {row for rows in joined.values() for row in rows}
         rest = [row for row in free if row not in taken]
         for cluster in _new_clusters(
-            similarities, rest, min_size=min_size, threshold=min_similarity
+            docs, similarities, rest, min_size=min_size, threshold=min_similarity
         ):
             incident = _open(session, brand_id, [docs[r] for r in cluster])
             changed[incident.id or -1] = incident

@@ -133,3 +133,78 @@ def test_quiet_incidents_close(db_url: str) -> None:
         update_incidents(session, now=NOW + timedelta(hours=7))
         session.refresh(incident)
         assert incident.status == "closed"
+
+
+GENERIC = [
+    "@acmeair please help!!",
+    "@acmeair still waiting for a reply, please help",
+    "@acmeair DM sent, please answer",
+    "@acmeair hello? anyone there? I need help",
+    "@acmeair can you help me please",
+    "@acmeair I sent you a DM an hour ago",
+    "@acmeair no reply to my DM yet",
+    "@acmeair help please, urgent",
+]
+
+
+def test_generic_requests_for_help_are_not_an_incident(db_url: str) -> None:
+    # Everyone writes "please help" or "DM sent" whatever went wrong: not one problem.
+    with session_scope() as session:
+        brand = add_brand(session)
+        _add(session, GENERIC, start=NOW - timedelta(minutes=40), brand_id=brand.id)
+        assert update_incidents(session, now=NOW) == []
+
+
+def test_an_outage_of_short_posts_is_an_incident(db_url: str) -> None:
+    outage = [
+        "is the acme air app down?",
+        "acme air app down again",
+        "app down @acmeair??",
+        "Acme Air app is down, can't board",
+        "the acme air app is down for me too",
+        "@acmeair your app is down",
+    ]
+    with session_scope() as session:
+        brand = add_brand(session)
+        _add(session, outage, start=NOW - timedelta(minutes=30), brand_id=brand.id)
+        (incident,) = update_incidents(session, now=NOW)
+    assert incident.mention_count == 6
+    assert set(incident.keywords[:2]) == {"app", "down"}
+
+
+USUAL_EXTRAS = [
+    "at the gate in Lyon",
+    "no food voucher",
+    "missed my meeting",
+    "kids exhausted",
+    "third time this month",
+    "crew said nothing",
+    "stuck in Madrid",
+    "wedding tomorrow",
+    "connection to Rome lost",
+    "hotel booked for nothing",
+    "rainy Paris",
+    "boss is furious",
+]
+
+
+def _delays(count: int, *, seed: int) -> list[str]:
+    extras = USUAL_EXTRAS[seed % 3 :] + USUAL_EXTRAS[: seed % 3]
+    return [f"flight delayed again, {extras[i % len(extras)]}" for i in range(count)]
+
+
+def test_what_a_brand_always_hears_is_not_an_incident(db_url: str) -> None:
+    # "Flight delayed" posts every hour of the last week: six more this hour are business as
+    # usual (the spike rule watches the volume), not a new problem.
+    this_hour = _delays(6, seed=1)
+    with session_scope() as session:
+        brand = add_brand(session)
+        for day in range(1, 7):
+            _add(session, _delays(12, seed=day), start=NOW - timedelta(days=day), brand_id=brand.id)
+        _add(session, this_hour, start=NOW - timedelta(minutes=40), brand_id=brand.id)
+        assert update_incidents(session, now=NOW) == []
+    with session_scope() as session:
+        fresh = add_brand(session, "Globex Air")
+        _add(session, this_hour, start=NOW - timedelta(minutes=40), brand_id=fresh.id)
+        (incident,) = update_incidents(session, now=NOW)  # with no history, it stands out
+        assert {"flight", "delayed"} <= set(incident.keywords)
