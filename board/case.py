@@ -371,6 +371,40 @@ def _notes(view: CasePage, member: SignedIn) -> None:
             st.rerun()
 
 
+def _save_tags(case_id: int, member: SignedIn, before: list[str]) -> None:
+    key = f"tags_{case_id}"
+    chosen = list(st.session_state.get(key) or [])
+    added = [t for t in chosen if t not in before]
+    removed = [t for t in before if t not in chosen]
+    if added:
+        _act("Tags saved.", cases.add_tags, case_id=case_id, member_id=member.member_id, tags=added)
+    if removed:
+        _act(
+            "Tags saved.",
+            cases.remove_tags,
+            case_id=case_id,
+            member_id=member.member_id,
+            tags=removed,
+        )
+    # Rebuilt from the stored (normalised) tags on the next run.
+    del st.session_state[key]
+
+
+def _tags(view: CasePage, member: SignedIn) -> None:
+    case = view.case
+    assert case.id is not None
+    st.multiselect(
+        "Tags",
+        options=list(case.tags),
+        default=list(case.tags),
+        accept_new_options=True,
+        key=f"tags_{case.id}",
+        on_change=_save_tags,
+        args=(case.id, member, list(case.tags)),
+        help="Type a new tag and press Enter (e.g. refund, lost-baggage, press).",
+    )
+
+
 def _history(view: CasePage) -> None:
     with st.expander(f"History ({len(view.history)} events)", expanded=False):
         if not view.history:
@@ -436,6 +470,7 @@ def render() -> None:
         )
         _notes(view, member)
     with right:
+        _tags(view, member)
         _author(view)
         _scores(view, member)
     _history(view)

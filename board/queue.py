@@ -10,7 +10,7 @@ from board import common
 from board.safe import md_escape, one_line
 from storage import queries
 from storage.models import OPEN_CASE_STATUSES, CaseStatus, UrgencyTier
-from triage import cases
+from triage import cases, replies
 from triage.auth import SignedIn
 
 PAGE_SIZE = 25
@@ -147,10 +147,28 @@ def _now() -> str:
     return utcnow().strftime("%H:%M:%S UTC")
 
 
+def _approvals(member: SignedIn) -> None:
+    """Leads: drafts of newer agents waiting for approval, each a link to its case."""
+    if not member.is_lead:
+        return
+    with common.db() as session:
+        waiting = replies.pending_approvals(session)
+    if not waiting:
+        return
+    with st.expander(f"{len(waiting)} draft(s) waiting for your approval", expanded=True):
+        for reply in waiting[:20]:
+            st.page_link(
+                common.CASE_PAGE,
+                label=f"Case #{reply.case_id} · {one_line(reply.text, limit=90)}",
+                query_params={"id": str(reply.case_id)},
+            )
+
+
 def render() -> None:
     member = common.require_member()
     st.title("Queue")
     common.show_flash()
+    _approvals(member)
     filters = _filters(member)
     page = (
         int(st.number_input("Page", min_value=1, value=1, step=1, key="queue_page", width=140)) - 1

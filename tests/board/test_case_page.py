@@ -167,3 +167,19 @@ def test_unknown_or_missing_case_id(open_page: OpenPage, seeded: Seeded) -> None
     app.run()
     assert not app.exception
     assert any("Open a case from the queue" in i.value for i in app.info)
+
+
+def test_tag_a_case(open_page: OpenPage, seeded: Seeded) -> None:
+    case_id = seeded.case_ids[0]
+    app = _open(open_page, seeded.agent_id, case_id)
+    app.multiselect(key=f"tags_{case_id}").set_value(["Lost Baggage", "press"]).run()
+    assert not app.exception
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None and case.tags == ["lost-baggage", "press"]
+    app.run()
+    assert app.multiselect(key=f"tags_{case_id}").value == ["lost-baggage", "press"]
+    app.multiselect(key=f"tags_{case_id}").set_value(["press"]).run()
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None and case.tags == ["press"]

@@ -217,3 +217,25 @@ def test_reply_posted_through_the_platform_api(
     with session_scope() as session:
         reply = session.execute(select(Reply)).scalars().one()
     assert (reply.status, reply.external_id, reply.text) == ("sent", "9001", posted["status"])
+
+
+def test_leads_see_drafts_waiting_for_approval_in_the_queue(
+    open_page: OpenPage, seeded: Seeded
+) -> None:
+    case_id = seeded.case_ids[1]
+    with session_scope() as session:
+        sam = session.get(TeamMember, seeded.agent_id)
+        assert sam is not None
+        sam.requires_approval = True
+        session.add(
+            Reply(case_id=case_id, member_id=seeded.agent_id, text="Hi Jo, DM us", status="draft")
+        )
+    lead = open_page(seeded.lead_id)
+    links = [(p.proto.label, p.proto.query_string) for p in lead.get("page_link")]
+    assert (f"Case #{case_id} · Hi Jo, DM us", f"id={case_id}") in links
+    agent = AppTest.from_file(lead._script_path, default_timeout=60)
+    agent.session_state["tocsin_member"] = lead.session_state["tocsin_member"].__class__(
+        seeded.agent_id, "Sam Okafor", "sam@example.org", "agent"
+    )
+    agent.run()
+    assert not [p for p in agent.get("page_link") if "Hi Jo" in p.proto.label]
