@@ -121,8 +121,26 @@ def webhook_receiver() -> Iterator[tuple[list[dict[str, Any]], str]]:
         server.server_close()
 
 
+def untrained_model(folder: Path) -> Path:
+    """A real model folder: the packaged encoder with fresh, seeded heads. The pipeline test
+    checks the plumbing, not the scores, so it does not wait for the trained weights."""
+    import torch
+
+    from classifier.model import new_model, save_model
+
+    torch.manual_seed(0)
+    save_model(new_model(), folder, trained_layers=[])
+    return folder
+
+
 def write_config(
-    path: Path, *, feed: str | None, smtp_port: int, hook: str | None, data_dir: Path
+    path: Path,
+    *,
+    feed: str | None,
+    smtp_port: int,
+    hook: str | None,
+    data_dir: Path,
+    model: Path | None = None,
 ) -> Path:
     channels = ['[[alerts.channels]]\nname = "leads-email"\ntype = "smtp"\n']
     rule_channels = ['"leads-email"']
@@ -156,6 +174,7 @@ max_open_cases = 10
 [triage]
 case_min_buzz_risk = 0
 
+{f'[model]{chr(10)}weights = "{model}"{chr(10)}' if model else ""}
 [board]
 base_url = "http://board.example"
 

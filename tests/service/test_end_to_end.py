@@ -17,6 +17,7 @@ from tests.service.pipeline import (
     POSTS,
     feed_server,
     smtp_server,
+    untrained_model,
     webhook_receiver,
     write_config,
 )
@@ -42,6 +43,7 @@ def test_run_once_collects_scores_routes_and_alerts(
             smtp_port=smtp_port,
             hook=hook_url,
             data_dir=tmp_path / "data",
+            model=untrained_model(tmp_path / "model"),
         )
         log = tmp_path / "once.log"
         run = processes.start(["-m", "tocsin", "run", "--once"], log=log, TOCSIN_CONFIG=str(config))
@@ -59,7 +61,12 @@ def test_run_once_collects_scores_routes_and_alerts(
         assert len(alerts) == 6 and {a.status for a in alerts} == {"sent"}
 
         assert len(inbox.messages) == 3 and len(hooks) == 3
-        bodies = "\n".join(str(m.get_payload(decode=False)) for m in inbox.messages)
+        bodies = "\n".join(
+            part.get_payload(decode=True).decode()  # type: ignore[union-attr]
+            for m in inbox.messages
+            for part in m.walk()
+            if part.get_content_type() == "text/plain"
+        )
         for case in cases:
             assert f"http://board.example/case?id={case.id}" in bodies
         assert all(m["To"] == "lea@example.org" for m in inbox.messages)
