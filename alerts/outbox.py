@@ -22,6 +22,7 @@ transaction) into a single digest alert, which is then sent like any other.
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,6 +75,40 @@ def backoff(attempts: int, *, base_seconds: int, max_seconds: int) -> timedelta:
     return timedelta(seconds=min(base_seconds * 2**exponent, max_seconds))
 
 
+KIND_NAMES = {
+    "urgency": "critical posts",
+    "buzz_risk": "high buzz risk",
+    "sla_soon": "SLA due soon",
+    "sla_breached": "SLA breached",
+    "spike": "spikes",
+    "incident": "incidents",
+}
+
+
+def digest_subject(kinds: list[str]) -> str:
+    """ "7 Tocsin alerts: 4 critical posts, 3 SLA breached"."""
+    counts = Counter(kinds)
+    parts = [f"{n} {KIND_NAMES.get(kind, kind)}" for kind, n in counts.most_common()]
+    return f"{len(kinds)} Tocsin alerts: " + ", ".join(parts)
+
+
+def _burst_groups(channel: str, now: datetime, threshold: int) -> list[list[Alert]]:
+    """Due alerts of one channel by audience (recipients), for the groups over the threshold.
+
+    Alerts for different recipients never share a digest: nobody gets another rule's alerts.
+    """
+    with session_scope() as session:
+        due = queries.alerts_by_ids(
+            session, ids=queries.due_alert_ids(session, now=now, channel=channel)
+        )
+    groups: dict[tuple[str, ...], list[Alert]] = defaultdict(list)
+    for alert in due:
+        groupable = alert.status == AlertStatus.pending and alert.kind != DIGEST_KIND
+        if alert.id is not None and groupable:
+            groups[tuple(sorted(alert.recipients or []))].append(alert)
+    return [group for group in groups.values() if len(group) > threshold]
+
+
 def _form_digests(settings: Settings, now: datetime, report: DeliveryReport) -> None:
     threshold = settings.alerts.digest_after
     with session_scope() as session:
@@ -81,32 +116,26 @@ def _form_digests(settings: Settings, now: datetime, report: DeliveryReport) -> 
     for channel, count in sorted(counts.items()):
         if count <= threshold:
             continue
-        with session_scope() as session:
-            ids = [
-                a.id
-                for a in queries.alerts_by_ids(
-                    session, ids=queries.due_alert_ids(session, now=now, channel=channel)
+        for group in _burst_groups(channel, now, threshold):
+            ids = [a.id for a in group if a.id is not None]
+            with session_scope() as session:
+                digest = Alert(
+                    kind=DIGEST_KIND,
+                    channel=channel,
+                    dedup_key=f"digest:{ids[0]}-{ids[-1]}:{len(ids)}",
+                    subject=digest_subject([a.kind for a in group]),
+                    status=AlertStatus.pending,
+                    next_attempt_at=now,
+                    created_at=now,
                 )
-                if a.id is not None and a.status == AlertStatus.pending and a.kind != DIGEST_KIND
-            ]
-            if len(ids) <= threshold:
-                continue
-            digest = Alert(
-                kind=DIGEST_KIND,
-                channel=channel,
-                dedup_key=f"digest:{ids[0]}-{ids[-1]}:{len(ids)}",
-                subject=f"{len(ids)} Tocsin alerts",
-                status=AlertStatus.pending,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            if queries.group_into_digest(session, member_ids=ids, digest=digest, now=now) is None:
-                session.rollback()
-                report.skipped += len(ids)
-                continue
-        report.digests += 1
-        report.grouped += len(ids)
-        log.info("grouped %d alerts on %s into digest %s", len(ids), channel, digest.id)
+                grouped = queries.group_into_digest(session, member_ids=ids, digest=digest, now=now)
+                if grouped is None:  # another sender took some of them meanwhile
+                    session.rollback()
+                    report.skipped += len(ids)
+                    continue
+            report.digests += 1
+            report.grouped += len(ids)
+            log.info("grouped %d alerts on %s into digest %s", len(ids), channel, digest.id)
 
 
 def _message_for(alert: Alert) -> AlertMessage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mailbox
 import threading
 from datetime import timedelta
 
@@ -223,3 +224,39 @@ def test_an_alert_held_by_a_dead_sender_is_sent_after_its_lease(
         assert late.sent == 1
     assert len(receiver.requests) == 1
     assert _alerts()[0].attempts == 2
+
+
+def test_digests_never_mix_audiences(db_url: str, settings: Settings) -> None:
+    configured = alert_settings(
+        settings,
+        channels=[AlertChannelConfig(name="box", type="mailbox", path="alerts.mbox")],
+        rules=[
+            AlertRuleConfig(
+                name="critical", kind="urgency", channels=["box"], recipients=["lea@example.org"]
+            ),
+            AlertRuleConfig(
+                name="risk",
+                kind="buzz_risk",
+                threshold=70,
+                channels=["box"],
+                recipients=["pr@example.org"],
+            ),
+        ],
+        digest_after=5,
+    )
+    with session_scope() as session:
+        for i in range(6):
+            add_case(session, f"urgent {i}", urgency="critical", buzz_risk=10)
+            add_case(session, f"viral {i}", urgency="normal", buzz_risk=90)
+        assert evaluate_rules(session, settings=configured, now=NOW) == 12
+    report = deliver_pending(settings=configured, now=NOW)
+    assert (report.sent, report.digests, report.grouped) == (2, 2, 12)
+    box = mailbox.mbox(configured.data_dir / "alerts.mbox")
+    audiences = sorted((m["To"], m["Subject"]) for m in box)
+    assert audiences == [
+        ("lea@example.org", "[Tocsin] 6 Tocsin alerts: 6 critical posts"),
+        ("pr@example.org", "[Tocsin] 6 Tocsin alerts: 6 high buzz risk"),
+    ]
+    lea = next(m for m in box if m["To"] == "lea@example.org")
+    text = lea.get_payload(0).get_payload(decode=True).decode()
+    assert text.count("Critical post") == 6 and "Buzz risk 90" not in text
