@@ -201,11 +201,7 @@ def complaint_themes(
     posts; the next theme is counted on the posts left, and so on. Two-word terms win over a
     single word found in as many posts (they say more: "lost luggage" rather than "lost")."""
     ignored = frozenset(w for term in brand_terms for w in WORD.findall(term.lower()))
-    docs = {
-        i: _terms(row.text, ignored)
-        for i, row in enumerate(complaints)
-        if not row.deleted
-    }
+    docs = {i: _terms(row.text, ignored) for i, row in enumerate(complaints) if not row.deleted}
     themes: list[Theme] = []
     while docs and len(themes) < limit:
         df = Counter(term for terms in docs.values() for term in terms)

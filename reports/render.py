@@ -29,8 +29,8 @@ _env = Environment(
 def _safe_url(url: str | None) -> str:
     """Only web links become links (no javascript: or data: from a post's URL field)."""
     if not url:
-        return "#"
-    return url if urlsplit(url).scheme in ("http", "https") else "#"
+        return ""
+    return url if urlsplit(url).scheme in ("http", "https") else ""
 
 
 def _signed(value: float | None) -> str:

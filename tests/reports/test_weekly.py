@@ -211,3 +211,25 @@ def test_the_weekly_job_sends_each_report_once_and_retries_when_smtp_is_down(
 
     send_due_reports(settings=settings, now=BUILT_AT, force=True)
     assert len(inbox.messages) == 2
+
+
+def test_tocsin_report_writes_the_files(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tocsin.cli import app
+
+    with session_scope() as session:
+        load_week(session)
+    monkeypatch.setenv("TOCSIN_TIMEZONE", "Europe/Paris")
+    out = tmp_path / "out"
+    args = ["report", "--brand", "Acme Air", "--week", "2026-W47", "--out", str(out), "--no-pdf"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Acme Air 2026-W47: 11 mentions, net sentiment -30.0" in result.output
+    assert (out / "acme-air-2026-W47.html").is_file() and not (
+        out / "acme-air-2026-W47.pdf"
+    ).exists()
+    refused = CliRunner().invoke(app, ["report", "--brand", "Acme Air", "--send"])
+    assert isinstance(refused.exception, UserError) and "no readers" in str(refused.exception)
