@@ -35,7 +35,7 @@ from storage import db as storage_db
 from storage.migrate import upgrade
 from tocsin.config import Settings
 
-T0 = 1_795_000_000
+T0 = int(time.time()) - 86_400  # inside the first run's window
 WORDS = [
     "delayed",
     "flight",

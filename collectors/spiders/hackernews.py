@@ -3,17 +3,20 @@
     GET {base_url}/search_by_date?query=Q&tags=(story,comment)&hitsPerPage=N&page=P
         &numericFilters=created_at_i>=CURSOR
 
-The cursor is the newest `created_at_i` seen; the next run asks for posts from
-`overlap_seconds` (default 300) before it, because the search index can receive a post some
-minutes after its creation time; upserts absorb the repeats (and refresh points/comments).
-Pages are read until `nbPages`. Algolia serves at most `paginationLimitedTo` (1,000) hits per
-query, so when more matched, the spider continues below the oldest time it saw.
+The cursor is the newest `created_at_i` seen; the next run asks for posts from `overlap_seconds`
+(default 300) before it, because the search index can receive a post some minutes after its
+creation time; upserts absorb the repeats (and refresh points/comments). The first run reads
+`since_days` (default 7) back. Pages are read until `nbPages`. Algolia serves at most
+`paginationLimitedTo` (1,000) hits per query, so when more matched, the spider continues below
+the oldest time it saw.
+
 Options: `tags` (default "(story,comment)"), `hits_per_page` (default 100, at most 1,000),
-`max_pages` (default 50, a safety stop).
+`since_days`, `overlap_seconds`, `max_pages` (default 50, a safety stop).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -23,6 +26,7 @@ from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, html_to_text, parse_time, to_int
 
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
+DEFAULT_SINCE_DAYS = 7  # how far back the first run of a source reads
 DEFAULT_OVERLAP = 300  # seconds re-read before the cursor: the index can lag behind a post
 
 
@@ -40,6 +44,9 @@ class HackerNewsSpider(MentionSpider):
         if since is not None:
             lookback = int(self.option("overlap_seconds", DEFAULT_OVERLAP))
             filters.append(f"created_at_i>={int(since) - lookback}")
+        else:  # first run: recent history only, not every post since 2006
+            days = float(self.option("since_days", DEFAULT_SINCE_DAYS))
+            filters.append(f"created_at_i>={int(time.time() - days * 86400)}")
         if upper is not None:
             filters.append(f"created_at_i<={upper}")
         params = {

@@ -87,6 +87,18 @@ def test_start_reads_from_a_little_before_the_cursor() -> None:
     assert "numericFilters=created_at_i%3E%3D1795168680" in exact.url
 
 
+def test_first_run_reads_a_week_back() -> None:
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    [request] = started(make())
+    numeric = parse_qs(urlsplit(request.url).query)["numericFilters"][0]
+    since = int(numeric.removeprefix("created_at_i>="))
+    assert abs(since - (time.time() - 7 * 86400)) < 60
+    [two_days] = started(make(since_days=2))
+    assert "numericFilters=created_at_i%3E%3D" in two_days.url
+
+
 def test_truncated_page_is_a_loss_and_asks_for_nothing_more() -> None:
     spider = make()
     body = (DATA / "hackernews/search_by_date_page0.json").read_bytes()[:500]
