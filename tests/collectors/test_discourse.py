@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from collectors.spiders.discourse import DiscourseSpider
 from storage.db import session_scope
 from storage.models import Mention
 from storage.queries import get_source
-from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response
+from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response, started
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/discourse")
@@ -52,13 +51,6 @@ def split(out: list[Any]) -> tuple[list[MentionItem], list[scrapy.Request]]:
         [o for o in out if isinstance(o, MentionItem)],
         [o for o in out if isinstance(o, scrapy.Request)],
     )
-
-
-def started(spider: DiscourseSpider) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [r async for r in spider.start()]
-
-    return asyncio.run(collect())
 
 
 def test_latest_posts_give_every_field() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import logging
@@ -22,7 +21,7 @@ from collectors.spiders.mastodon import MastodonSpider, link_targets
 from storage.db import session_scope
 from storage.models import Author, Mention
 from storage.queries import get_source
-from tests.collectors.support import Reply, ScriptedServer, Seen, response_for
+from tests.collectors.support import Reply, ScriptedServer, Seen, response_for, started
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/mastodon")
@@ -72,13 +71,6 @@ def split(out: list[Any]) -> tuple[list[MentionItem], list[scrapy.Request]]:
         [o for o in out if isinstance(o, MentionItem)],
         [o for o in out if isinstance(o, scrapy.Request)],
     )
-
-
-def started(spider: MastodonSpider) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [r async for r in spider.start()]
-
-    return asyncio.run(collect())
 
 
 def test_documented_status_gives_every_field() -> None:

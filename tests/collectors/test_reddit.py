@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import json
@@ -23,7 +22,14 @@ from collectors.spiders.reddit import RedditSpider
 from storage.db import session_scope
 from storage.models import Mention
 from storage.queries import get_source
-from tests.collectors.support import Reply, ScriptedServer, Seen, json_response, response_for
+from tests.collectors.support import (
+    Reply,
+    ScriptedServer,
+    Seen,
+    json_response,
+    response_for,
+    started,
+)
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/reddit")
@@ -156,15 +162,6 @@ def test_unknown_listing_kind_is_skipped_and_counted() -> None:
     assert [i.external_id for i in items] == ["t3_3gpbiu"]
     assert spider.counters["malformed"] == 3
     assert spider.finished_without_loss  # bad posts in a good page are not a loss
-
-
-def started(spider: RedditSpider) -> list[Any]:
-    """What the spider's `start()` yields, collected outside a reactor."""
-
-    async def collect() -> list[Any]:
-        return [r async for r in spider.start()]
-
-    return asyncio.run(collect())
 
 
 def test_start_asks_for_an_app_only_token_with_basic_auth() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import gzip
 import json
@@ -23,7 +22,15 @@ from collectors.spiders.x import XSpider
 from storage.db import session_scope
 from storage.models import Author, Mention
 from storage.queries import get_source
-from tests.collectors.support import DATA, Reply, ScriptedServer, Seen, json_response, response_for
+from tests.collectors.support import (
+    DATA,
+    Reply,
+    ScriptedServer,
+    Seen,
+    json_response,
+    response_for,
+    started,
+)
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
 SHARED = Path("/work/shared/payloads/x-twitter")
@@ -55,13 +62,6 @@ def split(out: list[Any]) -> tuple[list[MentionItem], list[scrapy.Request]]:
         [o for o in out if isinstance(o, MentionItem)],
         [o for o in out if isinstance(o, scrapy.Request)],
     )
-
-
-def started(spider: XSpider) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [r async for r in spider.start()]
-
-    return asyncio.run(collect())
 
 
 def test_expanded_page_gives_every_field() -> None:

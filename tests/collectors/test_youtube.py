@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.collectors.support import (
     Seen,
     json_response,
     response_for,
+    started,
 )
 from tocsin.config import BrandConfig, Settings, SourceConfig
 
@@ -59,13 +59,6 @@ def split(out: list[Any]) -> tuple[list[MentionItem], list[scrapy.Request]]:
         [o for o in out if isinstance(o, MentionItem)],
         [o for o in out if isinstance(o, scrapy.Request)],
     )
-
-
-def started(spider: YoutubeSpider) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [r async for r in spider.start()]
-
-    return asyncio.run(collect())
 
 
 def by_video(spider: YoutubeSpider, name: str) -> list[Any]:
