@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -85,11 +84,12 @@ def serve(
     _sync()
     chosen = port or settings.board.port
     typer.echo(f"Board on http://{address}:{chosen} (Ctrl+C to stop)")
-    try:
-        completed = subprocess.run(streamlit_command(address=address, port=chosen), check=False)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    raise typer.Exit(completed.returncode)
+    sys.stdout.flush()
+    storage_db.dispose()
+    # Become Streamlit rather than run it as a child: a SIGTERM to `tocsin board` (the demo, a
+    # process manager, a test) then stops the server itself instead of leaving it orphaned.
+    command = streamlit_command(address=address, port=chosen)
+    os.execv(command[0], command)
 
 
 @app.command("set-password")
