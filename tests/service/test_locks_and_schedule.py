@@ -163,3 +163,22 @@ def test_a_restarted_service_plans_from_the_database(sqlite_url: str, tmp_path: 
         "report": now,
         "retention": None,
     }
+
+
+def test_run_status_shows_each_job(sqlite_url: str, settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from tocsin.cli import app
+
+    def broken(_ctx: JobContext) -> str:
+        raise RuntimeError("feed <down>")
+
+    Service(
+        settings,
+        schedules=[Schedule("p", (Stage("collect:news", broken),), every_seconds=60)],
+        sync=None,
+    ).run_once()
+    result = CliRunner().invoke(app, ["run", "--status"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "collect:news" in line)
+    assert "never" in line and "RuntimeError: feed <down>" in line

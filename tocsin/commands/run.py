@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -33,6 +34,9 @@ def run(
         bool,
         typer.Option("--force-report", help="With --once: build and send the weekly report now."),
     ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show each job's last run, holder and error; exit.")
+    ] = False,
 ) -> None:
     """Collect, score, route, alert, report and purge on schedule until stopped (SIGTERM/Ctrl-C).
 
@@ -42,6 +46,9 @@ def run(
 
     settings = get_settings()  # a configuration error stops here, with exit status 1
     storage_db.configure(settings.resolved_database_url)
+    if status:
+        _show_status()
+        return
     _log_to_stderr()
     service = Service(settings)
     if once:
@@ -63,3 +70,39 @@ def run(
         sys.stderr.flush()
         # A worker thread cannot be interrupted; its transaction rolls back when the process ends.
         os._exit(0)
+
+
+def _show_status() -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from storage import queries
+    from storage.types import utcnow
+
+    with storage_db.session_scope() as session:
+        locks = queries.job_locks(session)
+    if not locks:
+        typer.echo("No job has run yet.")
+        return
+    now = utcnow()
+    table = Table(title="Service jobs")
+    for column in ("job", "last finished", "running on", "last error"):
+        table.add_column(column)
+
+    def ago(moment: datetime | None) -> str:
+        if moment is None:
+            return "never"
+        minutes = (now - moment).total_seconds() / 60
+        return f"{minutes:.0f} min ago" if minutes < 120 else f"{minutes / 60:.1f} h ago"
+
+    for name in sorted(locks):
+        lock = locks[name]
+        running = lock.holder if lock.locked_until and lock.locked_until > now else ""
+        table.add_row(
+            escape(name),
+            ago(lock.last_finished_at),
+            escape(running or ""),
+            escape((lock.last_error or "")[:120]),
+        )
+    Console().print(table)
