@@ -206,7 +206,8 @@ class ServiceConfig(_Section):
     lock_lease_seconds: int = Field(default=120, ge=5)  # renewed while a job runs
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     workers: int = Field(default=4, ge=1)
-    score_batch: int = Field(default=256, ge=1)
+    # Small batches: on SQLite a batch holds the write lock while the model runs.
+    score_batch: int = Field(default=64, ge=1)
 
 
 class BuzzConfig(_Section):
