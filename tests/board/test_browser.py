@@ -101,6 +101,10 @@ def test_sign_in_open_the_top_case_and_reply(
     page = browser.new_page(viewport={"width": 1440, "height": 1500})
     _sign_in(page, board_url)
     expect(page.get_by_role("heading", name="Queue")).to_be_visible(timeout=30_000)
+    expect(page.locator("[class*='st-key-case_row_']")).to_have_count(4, timeout=30_000)
+    expect(page.get_by_role("link", name="Open", exact=True)).to_have_count(4, timeout=30_000)
+    _settled(page)
+    page.screenshot(path=str(artifacts_dir / "board-queue.png"))
     top = seeded.case_ids[0]
     page.get_by_role("link", name="Open", exact=True).first.click()
     expect(page.get_by_role("heading", name=f"Case #{top}")).to_be_visible(timeout=30_000)
@@ -109,6 +113,7 @@ def test_sign_in_open_the_top_case_and_reply(
     expect(page.get_by_text(f"You hold case #{top}.")).to_be_visible(timeout=30_000)
     _compose_and_send(page)
     expect(page.get_by_text("Reply sent and recorded.")).to_be_visible(timeout=30_000)
+    _settled(page)
     page.locator("[data-testid='stMain']").evaluate("main => main.scrollTo(0, 0)")
     page.screenshot(path=str(artifacts_dir / "board.png"))
     with session_scope() as session:
@@ -116,6 +121,13 @@ def test_sign_in_open_the_top_case_and_reply(
         assert case is not None and case.first_response_at is not None
         replies = list(session.execute(select(Reply).where(col(Reply.case_id) == top)).scalars())
     assert [(r.action, r.status) for r in replies] == [("dm_invite", "sent")]
+
+
+def _settled(page: Page) -> None:
+    """Wait until the script run is over and no element is still a loading placeholder."""
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=30_000)
+    page.locator("[data-stale='true']").first.wait_for(state="detached", timeout=30_000)
+    page.wait_for_timeout(500)  # the last paint (screenshots only; no assertion depends on it)
 
 
 def _compose_and_send(page: Page) -> None:
