@@ -30,9 +30,8 @@ DOWNLOADER_MIDDLEWARES = {
     "collectors.middlewares.RateLimitMiddleware": 560,
 }
 # Every spider-middleware layer wraps every item a callback yields; these serve web crawling
-# (referers, link depth, URL length), not API polling.
+# (link depth, URL length), not API polling. (The redirect middleware wants the referer one.)
 SPIDER_MIDDLEWARES = {
-    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
     "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
     "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
