@@ -80,20 +80,12 @@ def compute_figures(
     )
 
 
-def build(
-    session: Session,
-    *,
-    brand: str,
-    week: str,
-    settings: Settings,
-    out_dir: Path,
-    now: datetime | None = None,
-    pdf: bool = True,
-) -> BuiltReport:
-    """Figures, HTML and (when WeasyPrint is there, or required) PDF; records the ReportRun."""
-    figures = compute_figures(session, brand=brand, week=week, settings=settings, now=now)
+def write_files(
+    figures: WeekFigures, *, out_dir: Path, pdf: bool = True
+) -> tuple[Path, Path | None]:
+    """The HTML page and (unless `pdf` is False) its PDF; needs no database."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{_slug(brand)}-{figures.week}"
+    stem = f"{_slug(figures.brand)}-{figures.week}"
     html = render_html(figures)
     html_path = out_dir / f"{stem}.html"
     html_path.write_text(html, encoding="utf-8")
@@ -101,7 +93,13 @@ def build(
     if pdf:
         pdf_path = out_dir / f"{stem}.pdf"
         write_pdf(html, pdf_path)
-    brand_row = queries.brand_by_name(session, name=brand)
+    return html_path, pdf_path
+
+
+def record(
+    session: Session, figures: WeekFigures, html_path: Path, pdf_path: Path | None
+) -> BuiltReport:
+    brand_row = queries.brand_by_name(session, name=figures.brand)
     assert brand_row is not None and brand_row.id is not None
     run = queries.save_report_run(
         session,
@@ -112,6 +110,34 @@ def build(
         figures=figures.stored(),
     )
     return BuiltReport(run=run, figures=figures, html_path=html_path, pdf_path=pdf_path)
+
+
+def build(
+    session: Session,
+    *,
+    brand: str,
+    week: str,
+    settings: Settings,
+    out_dir: Path,
+    now: datetime | None = None,
+    pdf: bool = True,
+) -> BuiltReport:
+    """Figures, HTML and (unless `pdf` is False) PDF; records the ReportRun."""
+    figures = compute_figures(session, brand=brand, week=week, settings=settings, now=now)
+    html_path, pdf_path = write_files(figures, out_dir=out_dir, pdf=pdf)
+    return record(session, figures, html_path, pdf_path)
+
+
+def build_detached(
+    *, brand: str, week: str, settings: Settings, now: datetime | None = None, pdf: bool = True
+) -> BuiltReport:
+    """`build` in two short transactions, the charts and PDF drawn between them: on SQLite a
+    transaction holds the write lock, and the other jobs should not wait for the drawing."""
+    with session_scope() as session:
+        figures = compute_figures(session, brand=brand, week=week, settings=settings, now=now)
+    html_path, pdf_path = write_files(figures, out_dir=reports_dir(settings), pdf=pdf)
+    with session_scope() as session:
+        return record(session, figures, html_path, pdf_path)
 
 
 def build_report(
@@ -157,15 +183,9 @@ def send_due_reports(
             existing = queries.report_run_for(session, brand_id=row.id, week=week)
             if existing is not None and not force and (existing.sent_at or not readers):
                 continue
-            built = build(
-                session,
-                brand=brand.name,
-                week=week,
-                settings=settings,
-                out_dir=reports_dir(settings),
-                now=moment,
-                pdf=pdf_available(),
-            )
+        built = build_detached(
+            brand=brand.name, week=week, settings=settings, now=moment, pdf=pdf_available()
+        )
         if not readers:
             done.append(f"{brand.name} {week}: built (no readers configured)")
             continue
