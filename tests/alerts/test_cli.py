@@ -90,7 +90,7 @@ def test_alerts_test_names_an_unknown_channel(tmp_path: Path) -> None:
 
 def test_evaluate_list_send_and_retry(db_url: str, tmp_path: Path) -> None:
     with session_scope() as session:
-        add_case(session, "smoke in the cabin", urgency="critical", at=utcnow())
+        add_case(session, "smoke in the cabin", urgency="critical", at=utcnow(), handle="[b]ob")
     with http_receiver() as receiver:
         _config(tmp_path, receiver.url, free_port())
         evaluated = _tocsin("evaluate", cwd=tmp_path, db_url=db_url)
@@ -104,7 +104,7 @@ def test_evaluate_list_send_and_retry(db_url: str, tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     table = " ".join(listed.stdout.split())
     assert "2 sent" in table and "1 pending" in table
-    assert "Critical post" in table and "ConnectionRefused" in table
+    assert "Critical post: @[b]ob" in table and "ConnectionRefused" in table  # not markup
     assert len(receiver.requests) == 1
 
     with session_scope() as session:

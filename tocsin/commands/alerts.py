@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alerts.message import AlertMessage, Link
@@ -67,6 +68,14 @@ def test_channels(
             for rule in settings.alerts.rules:
                 if config.name in rule.channels:
                     recipients += [r for r in rule.recipients if r not in recipients]
+        if config.type == "smtp" and not recipients and not config.recipients:
+            failures += 1
+            table.add_row(
+                escape(config.name),
+                config.type,
+                "[red]FAILED[/red]: no recipients: pass --to ADDRESS or set them on a rule",
+            )
+            continue
         try:
             send(
                 config,
@@ -76,9 +85,11 @@ def test_channels(
             )
         except DeliveryError as exc:
             failures += 1
-            table.add_row(config.name, config.type, f"[red]FAILED[/red]: {exc}")
+            table.add_row(
+                escape(config.name), config.type, f"[red]FAILED[/red]: {escape(str(exc))}"
+            )
         else:
-            table.add_row(config.name, config.type, "[green]sent[/green]")
+            table.add_row(escape(config.name), config.type, "[green]sent[/green]")
     console.print(table)
     if failures:
         raise UserError(f"{failures} of {len(channels)} channel(s) failed")
@@ -114,15 +125,16 @@ def list_outbox(
     ):
         table.add_column(column, overflow="fold")
     for alert in rows:
-        detail = alert.subject
+        # Subjects quote public handles and errors quote servers: never read them as markup.
+        detail = escape(alert.subject)
         if alert.last_error and alert.status != "sent":
-            detail += f"\n[red]{alert.last_error}[/red]"
+            detail += f"\n[red]{escape(alert.last_error)}[/red]"
         table.add_row(
             str(alert.id),
             f"{alert.created_at:%Y-%m-%d %H:%M}",
-            alert.kind,
-            alert.rule,
-            alert.channel,
+            escape(alert.kind),
+            escape(alert.rule),
+            escape(alert.channel),
             alert.status,
             str(alert.attempts),
             f"{alert.next_attempt_at:%H:%M:%S}" if alert.next_attempt_at else "",
