@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 from storage.db import session_scope
+from storage.models import Case, Mention, Score
 from storage.queries import audit_events, case_for_mention
 from tests.triage.factories import add_mention, add_score
 from tocsin.config import Settings
@@ -85,3 +88,78 @@ def test_topics_from_keywords_in_several_languages(settings: Settings) -> None:
     assert detect_topic("nice weather", settings) is None
     custom = Settings(triage={"topics": {"loyalty": ["points", "miles"]}})  # type: ignore[arg-type]
     assert detect_topic("where are my miles?", custom) == "loyalty"
+
+
+def test_two_scorers_at_once_open_one_case(db_url: str, settings: Settings) -> None:
+    with session_scope() as session:
+        mention = add_mention(session, "charged twice!")
+        score = add_score(session, mention, tier="high")
+        mention_id, score_id = mention.id, score.id
+    barrier = threading.Barrier(2)
+    opened: list[int | None] = []
+
+    def intake() -> None:
+        barrier.wait(timeout=60)  # before any query: SQLite's write lock is taken at BEGIN
+        with session_scope() as session:
+            fresh_mention = session.get(Mention, mention_id)
+            fresh_score = session.get(Score, score_id)
+            assert fresh_mention is not None and fresh_score is not None
+            case = open_or_update_case(
+                session, mention=fresh_mention, score=fresh_score, settings=settings
+            )
+            opened.append(case.id if case else None)
+
+    threads = [threading.Thread(target=intake) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(opened) == 2 and opened[0] == opened[1] and opened[0] is not None
+    with session_scope() as session:
+        actions = [
+            e.action for e in audit_events(session, entity_type="case", entity_id=opened[0] or 0)
+        ]
+    assert actions == ["case.opened"]
+
+
+def test_a_case_inserted_by_another_transaction_meanwhile_is_reused(
+    db_url: str, settings: Settings
+) -> None:
+    """On PostgreSQL the second insert waits on the unique index, then fails: intake falls back
+    to the case the other transaction committed (on SQLite the two transactions serialise)."""
+    with session_scope() as session:
+        mention = add_mention(session, "refund please")
+        score = add_score(session, mention, tier="high")
+        mention_id, score_id = mention.id, score.id
+    inserted = threading.Event()
+    results: list[int | None] = []
+
+    def other_scorer() -> None:
+        with session_scope() as session:
+            session.add(Case(mention_id=mention_id, urgency_tier="normal", status="new"))
+            session.flush()
+            inserted.set()
+            time.sleep(1.0)  # hold the uncommitted row while intake runs
+
+    def intake() -> None:
+        inserted.wait(timeout=60)
+        with session_scope() as session:
+            fresh_mention, fresh_score = (
+                session.get(Mention, mention_id),
+                session.get(Score, score_id),
+            )
+            assert fresh_mention is not None and fresh_score is not None
+            case = open_or_update_case(
+                session, mention=fresh_mention, score=fresh_score, settings=settings
+            )
+            results.append(case.id if case else None)
+
+    threads = [threading.Thread(target=other_scorer), threading.Thread(target=intake)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session_scope() as session:
+        found = case_for_mention(session, mention_id=mention_id or 0)
+    assert found is not None and results == [found.id]
+    assert found.urgency_tier == "high"  # the committed case was updated from the score
