@@ -19,6 +19,7 @@ import argparse
 import json
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -197,6 +198,8 @@ def main() -> None:
             f"{wall:>8.2f} {stored / wall:>8,.0f} {cpu:>7.2f} {stored / cpu:>10,.0f}"
         )
     server.shutdown()
+    storage_db.dispose()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
