@@ -12,7 +12,7 @@ Rule kinds (`kind` in tocsin.toml):
 - `spike`: the brand's negative mentions of the last hour far above its usual level for that
   hour of the week (alerts/spike.py documents the test); at most one per brand per 2 hours;
 - `incident`: an incident formed (`min_count` (5) similar negative posts within an hour, see
-  triage/incidents.py).
+  triage/incidents.py), and again each time it doubles (10, 20, 40... posts).
 Case rules only look at cases changed in the last `alerts.lookback_hours`, so adding a rule to
 an old database does not alert on last month's cases.
 """
@@ -20,6 +20,7 @@ an old database does not alert on last month's cases.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -400,11 +401,16 @@ def _incident_rule(ctx: _Context, rule: AlertRuleConfig, brand_id: int | None) -
             continue
         if brand_id is not None and incident.brand_id != brand_id:
             continue
-        drafts.append(_incident_draft(ctx, rule, incident))
+        drafts.append(_incident_draft(ctx, rule, incident, growth_level(incident, minimum)))
     return drafts
 
 
-def _incident_draft(ctx: _Context, rule: AlertRuleConfig, incident: Incident) -> Draft:
+def growth_level(incident: Incident, minimum: int) -> int:
+    """0 when an incident forms; 1, 2, 3... each time it doubles (10, 20, 40 posts for 5)."""
+    return max(int(math.log2(max(incident.mention_count, minimum) / minimum)), 0)
+
+
+def _incident_draft(ctx: _Context, rule: AlertRuleConfig, incident: Incident, level: int) -> Draft:
     assert incident.id is not None
     members = queries.mentions_of_incidents(ctx.session, incident_ids=[incident.id])
     links = _cases_for_mentions(ctx, [m.id for m in members if m.id is not None])
@@ -421,25 +427,28 @@ def _incident_draft(ctx: _Context, rule: AlertRuleConfig, incident: Incident) ->
         )
     name = ctx.brand_name(incident.brand_id)
     payload = build_payload(
-        title=f"Incident forming: {incident.title}",
+        title=f"Incident {'growing' if level else 'forming'}: {incident.title}",
         what=(
             f"{incident.mention_count} similar negative posts{_about(ctx, incident.brand_id)} "
             f"since {ctx.local(incident.first_seen_at)} "
             f"(latest {ctx.local(incident.last_seen_at)}). The latest one is quoted below."
         ),
         reasons=[
-            f"{incident.mention_count} similar complaints within an hour",
+            f"{incident.mention_count} similar complaints since "
+            f"{ctx.local(incident.first_seen_at)}",
             "shared words: " + (", ".join(incident.keywords) or "none"),
         ],
         facts=[("Posts", str(incident.mention_count)), ("Incident", f"#{incident.id}")],
         links=links,
         post=post,
-        severity="warning",
+        severity="critical" if level >= 2 else "warning",
         brand=name,
     )
+    # One alert when it forms, one more each time it doubles.
+    suffix = f":x{2**level}" if level else ""
     return Draft(
         "incident",
-        f"incident:{rule.name}:{incident.id}",
+        f"incident:{rule.name}:{incident.id}{suffix}",
         payload,
         brand_id=incident.brand_id,
         incident_id=incident.id,

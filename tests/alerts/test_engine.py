@@ -221,5 +221,26 @@ def test_incident_rule_alerts_once_per_incident(db_url: str, settings: Settings)
     (alert,) = _alerts()
     assert alert.kind == "incident" and alert.incident_id is not None
     assert alert.subject.startswith("Incident forming: 8 similar complaints:")
-    assert "8 similar complaints within an hour" in alert.body
+    assert "8 similar complaints since 2026-11-16 09:15 UTC" in alert.body
     assert f"http://127.0.0.1:8501/case?id={case.id}" in alert.body
+
+
+def test_incident_rule_alerts_again_when_the_incident_doubles(
+    db_url: str, settings: Settings
+) -> None:
+    rule = AlertRuleConfig(name="incident", kind="incident", channels=["box"], min_count=4)
+    configured = _configured(settings, rule)
+    with session_scope() as session:
+        brand = add_brand(session)
+        for i, text in enumerate(APP_CRASH[:5]):
+            add_mention(session, text, at=NOW - timedelta(minutes=30 - i), brand_id=brand.id)
+        assert evaluate_rules(session, settings=configured, now=NOW) == 1
+        for i, text in enumerate(APP_CRASH[5:]):  # 8 posts: twice the minimum
+            add_mention(session, text, at=NOW + timedelta(minutes=1 + i), brand_id=brand.id)
+        later = NOW + timedelta(minutes=5)
+        assert evaluate_rules(session, settings=configured, now=later) == 1
+        assert evaluate_rules(session, settings=configured, now=later) == 0
+    first, second = _alerts()
+    assert first.subject.startswith("Incident forming: 5 similar complaints")
+    assert second.subject.startswith("Incident growing: 8 similar complaints")
+    assert first.incident_id == second.incident_id
