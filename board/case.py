@@ -222,10 +222,13 @@ def _header(view: CasePage, member: SignedIn) -> None:
         f"held by **{md_escape(holder)}** {common.priority_label(case)}"
     )
     if case.assignee_id not in (None, member.member_id):
-        st.warning(f"{holder} holds this case. Only they or a lead can answer or close it.")
+        common.notice(
+            f"{holder} holds this case. Only they or a lead can answer or close it.",
+            kind="warning",
+        )
     if view.viewers:
         names = ", ".join(v.name for v in view.viewers)
-        st.info(f"Also viewing now: {names}")
+        common.notice(f"Also viewing now: {names}")
 
 
 def _post(view: CasePage) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import streamlit as st
 from sqlmodel import Session
 
+from board.safe import md_escape
 from storage.db import session_scope
 from storage.models import Case
 from storage.types import utcnow
@@ -142,9 +143,13 @@ def flash(message: str, *, kind: str = "success") -> None:
     st.session_state["tocsin_flash"] = (kind, message)
 
 
+def notice(message: str, *, kind: str = "info") -> None:
+    """A message box whose text is shown as written (it may quote names, tags, handles)."""
+    show = {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)
+    show(md_escape(message))
+
+
 def show_flash() -> None:
     pending = st.session_state.pop("tocsin_flash", None)
-    if not pending:
-        return
-    kind, message = pending
-    {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
+    if pending:
+        notice(pending[1], kind=pending[0])

@@ -224,17 +224,17 @@ def _compose(case: Case, member: SignedIn) -> None:
             )
             needs_lead = replies.needs_approval(cases.get_member(session, member.member_id))
     except TriageError as exc:
-        st.error(str(exc))
+        common.notice(str(exc), kind="error")
         return
     st.caption("Preview")
     with st.container(border=True, key="reply_preview"):
         st.text(composed.text)
     st.progress(min(composed.length / composed.limit, 1.0))
-    counter = f"{composed.counter} characters on {md_escape(case.platform or 'this platform')}"
+    counter = f"{composed.counter} characters on {case.platform or 'this platform'}"
     if composed.fits:
-        st.caption(counter)
+        st.caption(md_escape(counter))
     else:
-        st.error(f"{counter}: shorten it by {composed.length - composed.limit}.")
+        common.notice(f"{counter}: shorten it by {composed.length - composed.limit}.", kind="error")
     label = "Submit for approval" if needs_lead else "Send reply"
     if st.button(label, key=_key(case, "send"), type="primary", disabled=not composed.fits):
         _submit(case, member, composed.text, composed.action, needs_lead)
@@ -247,7 +247,7 @@ def _submit(case: Case, member: SignedIn, text: str, action: str, needs_lead: bo
                 session, case_id=case.id or 0, member_id=member.member_id, text=text, action=action
             )
     except TriageError as exc:
-        st.error(str(exc))
+        common.notice(str(exc), kind="error")
         return
     st.session_state[_key(case, "reset")] = True
     st.session_state[_key(case, "saved_note")] = st.session_state.get(_key(case, "callback_note"))

@@ -120,7 +120,7 @@ def _row(member: SignedIn, row: queries.QueueRow, viewers: list[cases.Viewer]) -
 def _rows(member: SignedIn, filters: queries.QueueFilters, page: int) -> None:
     notice = st.session_state.pop("queue_notice", None)
     if notice:
-        (st.success if notice[0] == "success" else st.warning)(notice[1])
+        common.notice(notice[1], kind=notice[0])
     with common.db() as session:
         total = queries.count_queue(session, filters=filters)
         rows = queries.triage_queue(
@@ -159,7 +159,7 @@ def _approvals(member: SignedIn) -> None:
         for reply in waiting[:20]:
             st.page_link(
                 common.CASE_PAGE,
-                label=f"Case #{reply.case_id} · {one_line(reply.text, limit=90)}",
+                label=f"Case #{reply.case_id} · {md_escape(one_line(reply.text, limit=90))}",
                 query_params={"id": str(reply.case_id)},
             )
 

@@ -21,7 +21,7 @@ def render() -> None:
         with common.db() as session:
             member = sign_in(session, email=email, password=password)
     except SignInLocked as exc:
-        st.error(f"Sign-in refused: {exc}.")
+        common.notice(f"Sign-in refused: {exc}.", kind="error")
         return
     if member is None:
         st.error("Wrong email or password.")

@@ -80,7 +80,7 @@ def _reassign(member: SignedIn, members: list[TeamMember]) -> None:
                 action="case.reassigned",
             )
     except TriageError as exc:
-        st.error(str(exc))
+        common.notice(str(exc), kind="error")
         return
     common.flash(f"Case #{case_id} is now with {people[to_id]}.")
     st.rerun()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -16,6 +17,11 @@ HOSTILE_TEXT = (
     "<script>document.title='pwned'</script> **bold** [click](javascript:alert(1)) "
     "<img src=x onerror=alert(2)> :red[red] $x^2$ # heading"
 )
+
+
+def shown(markdown: str) -> str:
+    """Markdown as a reader sees it: backslash escapes removed."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from storage.db import session_scope
 from storage.models import AuditEvent, Case, CaseNote, CaseStatus, CaseView, Feedback, Mention
-from tests.board.factories import HOSTILE_TEXT, Seeded, add_scored_case
+from tests.board.factories import HOSTILE_TEXT, Seeded, add_scored_case, shown
 
 OpenPage = Callable[..., AppTest]
 CASE = "board/case.py"
@@ -64,22 +64,22 @@ def test_case_page_shows_post_author_scores_and_thread(open_page: OpenPage, seed
 def test_viewer_is_shown_to_the_other_agent(open_page: OpenPage, seeded: Seeded) -> None:
     _open(open_page, seeded.lead_id, seeded.case_ids[0])
     app = _open(open_page, seeded.agent_id, seeded.case_ids[0])
-    assert any("Also viewing now: Lea Martin" in i.value for i in app.info)
+    assert any("Also viewing now: Lea Martin" in shown(i.value) for i in app.info)
 
 
 def test_claim_release_and_resolve(open_page: OpenPage, seeded: Seeded) -> None:
     case_id = seeded.case_ids[0]
     app = _open(open_page, seeded.agent_id, case_id)
     app.button(key="case_claim").click().run()
-    assert any(f"You hold case #{case_id}" in s.value for s in app.success)
+    assert any(f"You hold case #{case_id}" in shown(s.value) for s in app.success)
     assert app.button(key="case_claim").disabled
     app.button(key="case_release").click().run()
-    assert any("back in the queue" in s.value for s in app.success)
+    assert any("back in the queue" in shown(s.value) for s in app.success)
     app.button(key="case_claim").click().run()
     app.text_input(key="resolve_note").input("Rebooked on the evening flight")
     app.button(key="case_resolve").click().run()
     assert not app.exception
-    assert any("resolved" in s.value for s in app.success)
+    assert any("resolved" in shown(s.value) for s in app.success)
     with session_scope() as session:
         case = session.get(Case, case_id)
         assert case is not None and case.status == CaseStatus.resolved
@@ -102,7 +102,7 @@ def test_dismiss_needs_a_reason(open_page: OpenPage, seeded: Seeded) -> None:
     case_id = seeded.case_ids[2]
     app = _open(open_page, seeded.agent_id, case_id)
     app.button(key="case_dismiss").click().run()
-    assert any("say why" in e.value for e in app.error)
+    assert any("say why" in shown(e.value) for e in app.error)
     app.text_input(key="dismiss_reason").input("spam")
     app.button(key="case_dismiss").click().run()
     with session_scope() as session:
@@ -118,10 +118,10 @@ def test_case_held_by_someone_else(open_page: OpenPage, seeded: Seeded) -> None:
         assert case is not None
         case.assignee_id, case.status = seeded.lead_id, CaseStatus.assigned
     app = _open(open_page, seeded.agent_id, case_id)
-    assert any("Lea Martin holds this case" in w.value for w in app.warning)
+    assert any("Lea Martin holds this case" in shown(w.value) for w in app.warning)
     assert app.button(key="case_release").disabled
     app.button(key="case_claim").click().run()
-    assert any("held by Lea Martin" in w.value for w in app.warning)
+    assert any("held by Lea Martin" in shown(w.value) for w in app.warning)
 
 
 def test_add_a_note(open_page: OpenPage, seeded: Seeded) -> None:
@@ -140,7 +140,7 @@ def test_correct_a_score(open_page: OpenPage, seeded: Seeded) -> None:
     app.selectbox(key="fix_value").set_value("critical")
     app.button(key="fix_save").click().run()
     assert not app.exception
-    assert any("urgency recorded as critical" in s.value for s in app.success)
+    assert any("urgency recorded as critical" in shown(s.value) for s in app.success)
     with session_scope() as session:
         rows = list(session.execute(select(Feedback)).scalars())
     assert [(f.mention_id, f.field, f.old_value, f.new_value, f.model_version) for f in rows] == [
@@ -162,11 +162,11 @@ def test_public_text_is_never_interpreted(open_page: OpenPage, seeded: Seeded) -
 
 def test_unknown_or_missing_case_id(open_page: OpenPage, seeded: Seeded) -> None:
     app = _open(open_page, seeded.agent_id, 9999)
-    assert [e.value for e in app.error] == ["There is no case #9999."]
+    assert [shown(e.value) for e in app.error] == ["There is no case #9999."]
     app.query_params["id"] = "not-a-number"
     app.run()
     assert not app.exception
-    assert any("Open a case from the queue" in i.value for i in app.info)
+    assert any("Open a case from the queue" in shown(i.value) for i in app.info)
 
 
 def test_tag_a_case(open_page: OpenPage, seeded: Seeded) -> None:

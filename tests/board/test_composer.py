@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from storage.db import session_scope
 from storage.models import Case, CaseStatus, Reply, SupportTask, TeamMember
-from tests.board.factories import Seeded
+from tests.board.factories import Seeded, shown
 from tocsin.config import get_settings
 
 OpenPage = Callable[..., AppTest]
@@ -63,7 +63,7 @@ def test_compose_and_send_a_reply_with_a_dm_handoff(open_page: OpenPage, seeded:
     app.text_input(key=f"reply_posted_url_{case_id}").input("https://social.example.org/@acme/9")
     app.button(key=f"reply_confirm_{case_id}").click().run()
     assert not app.exception
-    assert any("Reply sent" in s.value for s in app.success)
+    assert any("Reply sent" in shown(s.value) for s in app.success)
     with session_scope() as session:
         sent = list(session.execute(select(Reply)).scalars())
         case = session.get(Case, case_id)
@@ -95,7 +95,7 @@ def test_over_long_reply_cannot_be_sent(open_page: OpenPage, seeded: Seeded) -> 
     _hold(case_id, seeded.agent_id)
     app = _open_case(open_page, seeded.agent_id, case_id)
     app.text_area(key=f"reply_body_{case_id}").input("word " * 150).run()
-    assert any("shorten it by" in e.value for e in app.error)
+    assert any("shorten it by" in shown(e.value) for e in app.error)
     assert app.button(key=f"reply_send_{case_id}").disabled
 
 
@@ -111,14 +111,14 @@ def test_draft_of_a_new_agent_waits_for_a_lead(open_page: OpenPage, seeded: Seed
     send = app.button(key=f"reply_send_{case_id}")
     assert send.label == "Submit for approval"
     send.click().run()
-    assert any("a lead approves it" in s.value for s in app.success)
+    assert any("a lead approves it" in shown(s.value) for s in app.success)
     with session_scope() as session:
         draft = session.execute(select(Reply)).scalars().one()
     assert draft.status == "draft"
     # The lead approves it from the case page ...
     lead = _open_case(open_page, seeded.lead_id, case_id)
     lead.button(key=f"approve_{draft.id}").click().run()
-    assert any("Reply approved" in s.value for s in lead.success)
+    assert any("Reply approved" in shown(s.value) for s in lead.success)
     # ... and Sam sends it.
     sam_app = _open_case(open_page, seeded.agent_id, case_id)
     sam_app.button(key=f"send_draft_{draft.id}").click().run()
@@ -146,7 +146,7 @@ def test_send_refused_when_someone_answered_meanwhile(open_page: OpenPage, seede
             )
         )
     app.button(key=f"reply_send_{case_id}").click().run()
-    assert any("Lea Martin already answered" in e.value for e in app.error)
+    assert any("Lea Martin already answered" in shown(e.value) for e in app.error)
     assert not app.code  # nothing offered for posting
     with session_scope() as session:
         mine = list(
@@ -209,7 +209,7 @@ def test_reply_posted_through_the_platform_api(
     _write(app, case_id, template="apology", handoff="dm_invite")
     app.button(key=f"reply_send_{case_id}").click().run()
     assert not app.exception
-    assert any("Reply posted on mastodon" in s.value for s in app.success)
+    assert any("Reply posted on mastodon" in shown(s.value) for s in app.success)
     assert not app.code  # no manual step
     assert len(_Mastodon.posted) == 1
     posted = _Mastodon.posted[0]
@@ -231,7 +231,7 @@ def test_leads_see_drafts_waiting_for_approval_in_the_queue(
             Reply(case_id=case_id, member_id=seeded.agent_id, text="Hi Jo, DM us", status="draft")
         )
     lead = open_page(seeded.lead_id)
-    links = [(p.proto.label, p.proto.query_string) for p in lead.get("page_link")]
+    links = [(shown(p.proto.label), p.proto.query_string) for p in lead.get("page_link")]
     assert (f"Case #{case_id} · Hi Jo, DM us", f"id={case_id}") in links
     agent = AppTest.from_file(lead._script_path, default_timeout=60)
     agent.session_state["tocsin_member"] = lead.session_state["tocsin_member"].__class__(

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from board.common import MEMBER_KEY
 from storage.db import session_scope
 from storage.models import AuditEvent, Case, CaseStatus, ReportRun
-from tests.board.factories import HOSTILE_TEXT, PASSWORDS, Seeded
+from tests.board.factories import HOSTILE_TEXT, PASSWORDS, Seeded, shown
 
 OpenPage = Callable[..., AppTest]
 
@@ -66,7 +66,7 @@ def test_sign_in_with_a_wrong_password_is_refused(app: AppTest, seeded: Seeded) 
     app.text_input(key="sign_in_password").input("not-the-password")
     app.button[0].click()
     app.run()
-    assert [e.value for e in app.error] == ["Wrong email or password."]
+    assert [shown(e.value) for e in app.error] == ["Wrong email or password."]
     assert MEMBER_KEY not in app.session_state
     with session_scope() as session:
         failed = session.execute(
@@ -94,7 +94,7 @@ def test_claim_from_the_queue(open_page: OpenPage, seeded: Seeded) -> None:
     top = seeded.case_ids[0]
     app.button(key=f"claim_{top}").click().run()
     assert not app.exception
-    assert any(f"You hold case #{top}" in s.value for s in app.success)
+    assert any(f"You hold case #{top}" in shown(s.value) for s in app.success)
     with session_scope() as session:
         case = session.get(Case, top)
         assert case is not None
@@ -113,9 +113,9 @@ def test_claim_lost_to_another_session_names_the_holder(
     )
     lea.run()
     lea.button(key=f"claim_{top}").click().run()
-    assert any(f"You hold case #{top}" in s.value for s in lea.success)
+    assert any(f"You hold case #{top}" in shown(s.value) for s in lea.success)
     sam.button(key=f"claim_{top}").click().run()  # Sam clicks on his stale page
-    assert any("held by Lea Martin" in w.value for w in sam.warning)
+    assert any("held by Lea Martin" in shown(w.value) for w in sam.warning)
     with session_scope() as session:
         case = session.get(Case, top)
         assert case is not None and case.assignee_id == seeded.lead_id
@@ -165,7 +165,7 @@ def test_lead_reassigns_a_case(open_page: OpenPage, seeded: Seeded) -> None:
     app.text_input(key="reassign_reason").input("Sam knows this customer")
     app.button(key="FormSubmitter:reassign-Reassign").click().run()
     assert not app.exception
-    assert any(f"Case #{target} is now with Sam Okafor" in s.value for s in app.success)
+    assert any(f"Case #{target} is now with Sam Okafor" in shown(s.value) for s in app.success)
     with session_scope() as session:
         case = session.get(Case, target)
         assert case is not None and case.assignee_id == seeded.agent_id
