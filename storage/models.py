@@ -160,7 +160,7 @@ class Mention(SQLModel, table=True):
     title: str | None = Field(default=None, max_length=1000)
     lang: str | None = Field(default=None, max_length=20)
     author_id: int | None = Field(default=None, foreign_key="author.id", index=True)
-    created_at: datetime | None = _when()
+    created_at: datetime | None = _when(index=True)  # overview and report windows
     collected_at: datetime = _when(default_now=True)
     parent_external_id: str | None = Field(default=None, max_length=300)
     thread_external_id: str | None = Field(default=None, max_length=300, index=True)
@@ -253,7 +253,7 @@ class Case(SQLModel, table=True):
     first_response_at: datetime | None = _when()
     handoff: str | None = Field(default=None, max_length=30)
     tags: list[str] = _json(default_factory=list)
-    created_at: datetime = _when(default_now=True)
+    created_at: datetime = _when(default_now=True, index=True)
     updated_at: datetime = _when(default_now=True)
     resolved_at: datetime | None = _when()
     version: int = Field(default=1, nullable=False)
