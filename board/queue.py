@@ -134,7 +134,13 @@ def _rows(member: SignedIn, filters: queries.QueueFilters, page: int) -> None:
             if row.case.id is not None
         }
     first = page * PAGE_SIZE + 1 if rows else 0
-    st.caption(f"{first}–{page * PAGE_SIZE + len(rows)} of {total:,} cases · refreshed {_now()}")
+    shown = f"{first}–{page * PAGE_SIZE + len(rows)}"
+    # count_queue counts by status only: a total is shown only when it matches the filters.
+    narrowed = any((filters.platforms, filters.languages, filters.tiers, filters.brand_ids)) or (
+        filters.assignee_id is not None or filters.unassigned_only
+    )
+    of_total = "" if narrowed else f" of {total:,}"
+    st.caption(f"{shown}{of_total} cases · refreshed {_now()}")
     if not rows:
         st.info("Nothing in the queue for these filters.")
     for row in rows:

@@ -196,3 +196,18 @@ def test_overview_renders_charts_and_reports(
     assert len(app.get("vega_lite_chart")) == 4  # volume, risk, sentiment, SLA
     assert any("2026-W47" in _shown(m.value) for m in app.markdown)
     assert app.get("download_button")
+
+
+def test_queue_filters(open_page: OpenPage, seeded: Seeded) -> None:
+    app = open_page(seeded.agent_id)
+    app.multiselect(key="f_tier").set_value(["normal"]).run()
+    assert [t.value for t in app.text] == [HOSTILE_TEXT]
+    app.multiselect(key="f_tier").set_value([]).run()
+    app.button(key=f"claim_{seeded.case_ids[0]}").click().run()
+    app.selectbox(key="f_assignee").set_value("Unassigned").run()
+    assert len(app.text) == 3 and not any("cancelled" in t.value for t in app.text)
+    app.selectbox(key="f_assignee").set_value("Sam Okafor").run()
+    assert app.text[0].value.startswith("My flight with Acme Air was cancelled")
+    app.multiselect(key="f_status").set_value(["resolved"]).run()
+    assert not app.text
+    assert any("Nothing in the queue" in shown(i.value) for i in app.info)
