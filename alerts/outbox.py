@@ -176,6 +176,11 @@ def _deliver_one(
     except DeliveryError as exc:
         _record_failure(alert, attempt, str(exc), settings=settings, now=now, report=report)
         return
+    except Exception as exc:  # a bug or a malformed row must not stop the rest of the outbox
+        log.exception("alert %s could not be sent", alert_id)
+        error = f"internal error: {exc.__class__.__name__}: {exc}"
+        _record_failure(alert, attempt, error, settings=settings, now=now, report=report)
+        return
     with session_scope() as session:
         queries.finish_alert(
             session, alert_id=alert_id, attempt=attempt, status=AlertStatus.sent, now=now

@@ -260,3 +260,36 @@ def test_digests_never_mix_audiences(db_url: str, settings: Settings) -> None:
     lea = next(m for m in box if m["To"] == "lea@example.org")
     text = lea.get_payload(0).get_payload(decode=True).decode()
     assert text.count("Critical post") == 6 and "Buzz risk 90" not in text
+
+
+def test_a_malformed_alert_does_not_block_the_others(db_url: str, settings: Settings) -> None:
+    with http_receiver() as receiver:
+        configured = alert_settings(
+            settings,
+            channels=[AlertChannelConfig(name="ops", type="webhook", url=receiver.url)],
+        )
+        with session_scope() as session:
+            queries.add_alerts(
+                session,
+                rows=[
+                    {
+                        "kind": "urgency",
+                        "channel": "ops",
+                        "dedup_key": "broken",
+                        "payload": {"links": [{"label": "no url"}]},
+                        "next_attempt_at": NOW,
+                    },
+                    {
+                        "kind": "urgency",
+                        "channel": "ops",
+                        "dedup_key": "fine",
+                        "payload": {"title": "fine"},
+                        "next_attempt_at": NOW,
+                    },
+                ],
+            )
+        report = deliver_pending(settings=configured, now=NOW)
+    assert (report.sent, report.retrying) == (1, 1)
+    broken, fine = _alerts()
+    assert broken.status == "pending" and "internal error: KeyError" in (broken.last_error or "")
+    assert fine.status == "sent"
