@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from storage.db import session_scope
 from storage.models import Case, Reply
-from tests.board.factories import HOSTILE_TEXT, PASSWORDS, Seeded
+from tests.board.factories import HOSTILE_TEXT, PASSWORDS, Seeded, add_scored_case
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,7 +40,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def board_url(seeded: Seeded, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
+def board_url(
+    request: pytest.FixtureRequest, seeded: Seeded, sqlite_url: str, tmp_path: Path
+) -> Iterator[str]:
+    """`tocsin board` on a free port; parametrise indirectly to set the refresh seconds."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
     env.update(
@@ -48,6 +51,7 @@ def board_url(seeded: Seeded, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
         TOCSIN_CONFIG=os.environ["TOCSIN_CONFIG"],
         TOCSIN_DATA_DIR=str(tmp_path / "data"),
         TOCSIN_BOARD__BASE_URL=f"http://127.0.0.1:{port}",
+        TOCSIN_BOARD__REFRESH_SECONDS=str(getattr(request, "param", 15)),
     )
     log = (tmp_path / "board.log").open("w")
     server = subprocess.Popen(
@@ -161,3 +165,24 @@ def test_hostile_post_renders_as_plain_text(
     assert app.locator("a[href^='javascript']").count() == 0
     assert post.locator("strong, b, h1, em, i").count() == 0
     assert author.locator("strong, b, em, i").count() == 0
+
+
+@pytest.mark.parametrize("board_url", [2], indirect=True)
+def test_queue_refreshes_by_itself(board_url: str, browser: Browser, seeded: Seeded) -> None:
+    page = browser.new_page()
+    _sign_in(page, board_url)
+    rows = page.locator("[class*='st-key-case_row_']")
+    expect(rows).to_have_count(4, timeout=30_000)
+    # A new urgent case arrives (the service's intake) while the page stays open, untouched.
+    with session_scope() as session:
+        case_id, _ = add_scored_case(
+            session,
+            n=50,
+            brand_id=seeded.brand_id,
+            text="Acme Air plane smells of smoke, crew not answering",
+            tier="critical",
+            priority=99.0,
+        )
+    expect(rows).to_have_count(5, timeout=30_000)
+    expect(rows.first).to_contain_text("plane smells of smoke")
+    expect(rows.first).to_contain_text(f"#{case_id}")
