@@ -258,7 +258,10 @@ def test_digests_never_mix_audiences(db_url: str, settings: Settings) -> None:
         ("pr@example.org", "[Tocsin] 6 Tocsin alerts: 6 high buzz risk"),
     ]
     lea = next(m for m in box if m["To"] == "lea@example.org")
-    text = lea.get_payload(0).get_payload(decode=True).decode()
+    plain = next(p for p in lea.walk() if p.get_content_type() == "text/plain")
+    payload = plain.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    text = payload.decode()
     assert text.count("Critical post") == 6 and "Buzz risk 90" not in text
 
 
