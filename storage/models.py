@@ -77,6 +77,7 @@ class Role(StrEnum):
 
 class AlertStatus(StrEnum):
     pending = "pending"
+    sending = "sending"  # claimed by a sender (with a lease); back to pending if it dies
     sent = "sent"
     failed = "failed"  # gave up after the last retry; kept for the record
     grouped = "grouped"  # folded into a digest alert

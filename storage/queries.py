@@ -22,6 +22,7 @@ from storage import bulk
 from storage.models import (
     OPEN_CASE_STATUSES,
     Alert,
+    AlertStatus,
     AuditEvent,
     Author,
     Brand,
@@ -1711,7 +1712,7 @@ def export_cases(
 
 # ----------------------------------------------------------------------------- alerts, incidents
 
-ALERT_CLAIMED = "sending"  # an alert a delivery process holds; `next_attempt_at` is its lease end
+ALERT_CLAIMED = AlertStatus.sending.value  # held by a sender; `next_attempt_at` ends the lease
 
 
 def _mention_time() -> Any:
