@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -418,7 +418,7 @@ def mark_mentions_deleted(session: Session, *, platform: str, external_ids: Sequ
     outcome = session.execute(
         update(Mention)
         .where(col(Mention.platform) == platform, col(Mention.external_id).in_(external_ids))
-        .values(deleted=True, text="", clean_text="", raw=None)
+        .values(deleted=True, text="", clean_text="", raw=null())
     )
     return int(cast(CursorResult[Any], outcome).rowcount or 0)
 
