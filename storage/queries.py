@@ -491,7 +491,18 @@ def triage_queue(
     offset: int = 0,
 ) -> list[QueueRow]:
     """One page of the queue, highest priority first, with what a row shows loaded in bulk."""
-    f = filters or QueueFilters()
+    stmt = (
+        select(Case)
+        .where(_queue_conditions(filters or QueueFilters()))
+        .order_by(col(Case.priority).desc(), col(Case.id))
+        .limit(limit)
+        .offset(offset)
+    )
+    cases = list(session.execute(stmt).scalars())
+    return _queue_rows(session, cases)
+
+
+def _queue_conditions(f: QueueFilters) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = []
     if f.statuses:
         conditions.append(col(Case.status).in_(list(f.statuses)))
@@ -507,15 +518,7 @@ def triage_queue(
         conditions.append(col(Case.assignee_id) == f.assignee_id)
     if f.unassigned_only:
         conditions.append(col(Case.assignee_id).is_(None))
-    stmt = (
-        select(Case)
-        .where(and_(True, *conditions))
-        .order_by(col(Case.priority).desc(), col(Case.id))
-        .limit(limit)
-        .offset(offset)
-    )
-    cases = list(session.execute(stmt).scalars())
-    return _queue_rows(session, cases)
+    return and_(True, *conditions)
 
 
 def _queue_rows(session: Session, cases: Sequence[Case]) -> list[QueueRow]:
@@ -559,10 +562,9 @@ def _queue_rows(session: Session, cases: Sequence[Case]) -> list[QueueRow]:
 
 
 def count_queue(session: Session, *, filters: QueueFilters | None = None) -> int:
-    f = filters or QueueFilters()
-    stmt = select(func.count()).select_from(Case)
-    if f.statuses:
-        stmt = stmt.where(col(Case.status).in_(list(f.statuses)))
+    """How many cases the queue holds with these filters (all of them, not one page)."""
+    where = _queue_conditions(filters or QueueFilters())
+    stmt = select(func.count()).select_from(Case).where(where)
     return int(session.execute(stmt).scalar_one())
 
 

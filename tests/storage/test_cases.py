@@ -12,6 +12,7 @@ from storage.queries import (
     QueueFilters,
     audit_events,
     claim_case,
+    count_queue,
     triage_queue,
     update_case_guarded,
 )
@@ -124,3 +125,16 @@ def test_queue_orders_by_priority_and_filters(db_url: str) -> None:
     assert [r.mention.text for r in reddit if r.mention] == ["high one"]
     assert len(urgent) == 2
     assert [r.mention.text for r in page if r.mention] == ["high one"]
+
+
+def test_queue_count_applies_every_filter(db_url: str) -> None:
+    with session_scope() as session:
+        add_case(session, text="a", priority=1, tier="low")
+        add_case(session, text="b", priority=2, tier="critical", lang="fr")
+        add_case(session, text="c", priority=3, tier="critical", platform="reddit")
+        add_case(session, text="d", priority=4, tier="critical", status="resolved")
+    with session_scope() as session:
+        assert count_queue(session) == 3
+        assert count_queue(session, filters=QueueFilters(tiers=["critical"])) == 2
+        assert count_queue(session, filters=QueueFilters(tiers=["critical"], languages=["fr"])) == 1
+        assert count_queue(session, filters=QueueFilters(statuses=["resolved"])) == 1
