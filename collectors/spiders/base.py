@@ -59,7 +59,7 @@ import email.utils
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -258,6 +258,32 @@ class MentionSpider(scrapy.Spider):
         if loss:
             self.mark_loss(f"malformed payload: {reason} ({url})")
         self.logger.warning("source=%s url=%s malformed payload: %s", self.source.name, url, reason)
+
+    def page_cap_reached(self, url: str, pages: int) -> None:
+        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
+        self.counters["pages_capped"] += 1
+        self.logger.warning(
+            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
+            "posts of the last crawl; older new posts of this window are not collected",
+            self.source.name,
+            url,
+            pages,
+        )
+
+    def lookup_failed(self, failure: Failure) -> Iterator[Any]:
+        """An extra lookup (author profiles, channels) failed: keep the items it was to enrich.
+
+        Reach details are a nicety; the posts themselves must not be lost with them.
+        """
+        request = failure.request  # type: ignore[attr-defined]
+        self.counters["errors"] += 1
+        self.logger.warning(
+            "source=%s url=%s author lookup failed (%s): posts kept without reach details",
+            self.source.name,
+            request.url,
+            failure.getErrorMessage() or type(failure.value).__name__,
+        )
+        yield from request.cb_kwargs.get("items", [])
 
     def load_json(self, response: Response) -> Any | None:
         """The decoded JSON body, or None when it is not JSON (HTML error page, truncated...)."""

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.http import Response
-from twisted.python.failure import Failure
 
 from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, parse_time, to_int
@@ -150,7 +149,7 @@ class BlueskySpider(MentionSpider):
             if self.pages_read < int(self.option("max_pages", 10)):
                 yield self._search_request(cursor=str(next_cursor))
             elif known is not None:
-                self._page_cap(response.url, self.pages_read)
+                self.page_cap_reached(response.url, self.pages_read)
 
     # ------------------------------------------------------------------ authors' follower counts
 
@@ -180,7 +179,7 @@ class BlueskySpider(MentionSpider):
                 callback=self.parse_profiles,
                 cb_kwargs={"items": group},
             )
-            yield request.replace(errback=self.profiles_failed)
+            yield request.replace(errback=self.lookup_failed)
         yield from (i for i in items if id(i) in waiting)  # authors without a DID
 
     def parse_profiles(self, response: Response, items: list[MentionItem]) -> Iterator[Any]:
@@ -196,29 +195,6 @@ class BlueskySpider(MentionSpider):
                 item.author.bio = profile.get("description") or item.author.bio
                 item.author.display_name = profile.get("displayName") or item.author.display_name
             yield item
-
-    def profiles_failed(self, failure: Failure) -> Iterator[Any]:
-        """Follower counts are a nicety: a failed lookup keeps the posts, without them."""
-        request = failure.request  # type: ignore[attr-defined]
-        self.counters["errors"] += 1
-        self.logger.warning(
-            "source=%s url=%s profile lookup failed (%s): posts kept without follower counts",
-            self.source.name,
-            request.url,
-            failure.getErrorMessage() or type(failure.value).__name__,
-        )
-        yield from request.cb_kwargs.get("items", [])
-
-    def _page_cap(self, url: str, pages: int) -> None:
-        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
-        self.counters["pages_capped"] += 1
-        self.logger.warning(
-            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
-            "posts of the last crawl; older new posts of this window are not collected",
-            self.source.name,
-            url,
-            pages,
-        )
 
     def _item(self, post: dict[str, Any]) -> MentionItem:
         uri = str(post["uri"])

@@ -78,17 +78,6 @@ class DiscourseSpider(MentionSpider):
     def _more_pages(self) -> bool:
         return self.pages_read < int(self.option("max_pages", 10))
 
-    def _page_cap(self, url: str, pages: int) -> None:
-        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
-        self.counters["pages_capped"] += 1
-        self.logger.warning(
-            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
-            "posts of the last crawl; older new posts of this window are not collected",
-            self.source.name,
-            url,
-            pages,
-        )
-
     # ------------------------------------------------------------------ latest posts
 
     def _latest_request(self, before: int | None) -> Any:
@@ -128,7 +117,7 @@ class DiscourseSpider(MentionSpider):
             if self._more_pages():
                 yield self._latest_request(before=oldest)
             elif self.last_post_id:
-                self._page_cap(response.url, self.pages_read)
+                self.page_cap_reached(response.url, self.pages_read)
 
     # ------------------------------------------------------------------ search
 
@@ -164,7 +153,7 @@ class DiscourseSpider(MentionSpider):
             if self._more_pages():
                 yield self._search_request(page=page + 1)
             elif self.last_post_id:
-                self._page_cap(response.url, self.pages_read)
+                self.page_cap_reached(response.url, self.pages_read)
 
     def _from_hit(
         self, response: Response, hit: Any, topics: dict[Any, dict[str, Any]]

@@ -154,18 +154,7 @@ class RedditSpider(MentionSpider):
             if self.pages_read < int(self.option("max_pages", 10)):
                 yield self._listing_request(after=str(after))
             elif seen_before is not None:
-                self._page_cap(response.url, self.pages_read)
-
-    def _page_cap(self, url: str, pages: int) -> None:
-        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
-        self.counters["pages_capped"] += 1
-        self.logger.warning(
-            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
-            "posts of the last crawl; older new posts of this window are not collected",
-            self.source.name,
-            url,
-            pages,
-        )
+                self.page_cap_reached(response.url, self.pages_read)
 
     def _stage_cursor(self, created: float, fullname: str) -> None:
         newest = self.new_cursor.get("newest_created_utc")

@@ -99,14 +99,7 @@ class XSpider(MentionSpider):
             if self.pages_read < int(self.option("max_pages", 10)):
                 yield self._search_request(next_token=str(next_token))
             else:
-                self.counters["pages_capped"] += 1
-                self.logger.warning(
-                    "source=%s url=%s stopped after %d pages (options.max_pages); older posts "
-                    "of this window are not collected",
-                    self.source.name,
-                    response.url,
-                    self.pages_read,
-                )
+                self.page_cap_reached(response.url, self.pages_read)
 
     def _refused(self, response: Response, payload: Any) -> Iterator[Any]:
         """A 400. Recent search only reaches 7 days back, and refuses an older `since_id`."""

@@ -30,7 +30,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from scrapy.http import Response
-from twisted.python.failure import Failure
 
 from collectors.items import AuthorInfo, MentionItem
 from collectors.spiders.base import MentionSpider, html_to_text, parse_time, to_int
@@ -129,7 +128,7 @@ class YoutubeSpider(MentionSpider):
             if self.pages_read[value] < int(self.option("max_pages", 10)):
                 yield self._threads_request(param, value, page_token=str(token))
             elif known is not None:
-                self._page_cap(response.url, self.pages_read[value])
+                self.page_cap_reached(response.url, self.pages_read[value])
 
     def _refused(self, response: Response, param: str, value: str) -> None:
         """An API error: a video that cannot be read is skipped; a spent quota stops the source."""
@@ -188,7 +187,7 @@ class YoutubeSpider(MentionSpider):
                 callback=self.parse_channels,
                 cb_kwargs={"items": group},
             )
-            yield request.replace(errback=self.channels_failed)
+            yield request.replace(errback=self.lookup_failed)
         yield from (i for i in items if id(i) in waiting)  # commenters without a channel id
 
     def parse_channels(self, response: Response, items: list[MentionItem]) -> Iterator[Any]:
@@ -206,29 +205,6 @@ class YoutubeSpider(MentionSpider):
                 snippet = channel.get("snippet") or {}
                 item.author.bio = snippet.get("description") or None
             yield item
-
-    def channels_failed(self, failure: Failure) -> Iterator[Any]:
-        """Subscriber counts are a nicety: a failed lookup keeps the comments, without them."""
-        request = failure.request  # type: ignore[attr-defined]
-        self.counters["errors"] += 1
-        self.logger.warning(
-            "source=%s url=%s channel lookup failed (%s): comments kept without subscriber counts",
-            self.source.name,
-            request.url,
-            failure.getErrorMessage() or type(failure.value).__name__,
-        )
-        yield from request.cb_kwargs.get("items", [])
-
-    def _page_cap(self, url: str, pages: int) -> None:
-        """Stopped by `max_pages` before reaching posts collected earlier: say so, count it."""
-        self.counters["pages_capped"] += 1
-        self.logger.warning(
-            "source=%s url=%s stopped after %d pages (options.max_pages) before reaching the "
-            "posts of the last crawl; older new posts of this window are not collected",
-            self.source.name,
-            url,
-            pages,
-        )
 
     def _item(self, thread: dict[str, Any]) -> MentionItem:
         snippet = thread["snippet"]

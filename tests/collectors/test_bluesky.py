@@ -201,7 +201,7 @@ def test_each_page_asks_for_its_authors_follower_counts() -> None:
     # A lookup that fails keeps the posts, without counts, and says so.
     failure = Failure(OSError("connection refused"))
     failure.request = lookup  # type: ignore[attr-defined]
-    kept = list(spider.profiles_failed(failure))
+    kept = list(spider.lookup_failed(failure))
     assert kept == lookup.cb_kwargs["items"] and spider.counters["errors"] == 1
     assert spider.finished_without_loss
 

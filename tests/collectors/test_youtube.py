@@ -108,7 +108,7 @@ def test_commenters_subscriber_counts_come_from_channels_list() -> None:
     assert len(comments) == 5 and sum(a.followers is None for a in by_author.values()) == 4
     failure = Failure(OSError("timeout"))
     failure.request = lookup  # type: ignore[attr-defined]
-    assert len(list(spider.channels_failed(failure))) == 5
+    assert len(list(spider.lookup_failed(failure))) == 5
     assert spider.counters["errors"] == 1 and spider.finished_without_loss
 
 
