@@ -272,3 +272,13 @@ def finalise_splits(data: Dataset, val_share: float = 0.15) -> Dataset:
             result.val.append(example)
         # else: explicitly train here but validation elsewhere: left out of both sides
     return result
+
+
+def subsample(data: Dataset, group: str, keep: int) -> Dataset:
+    """Keep `keep` training examples of one source, chosen by text hash (stable between runs)."""
+    members = [example for example in data.train if example.group == group]
+    if len(members) <= keep:
+        return data
+    chosen = {id(e) for e in sorted(members, key=lambda e: text_key(e.text))[:keep]}
+    train = [e for e in data.train if e.group != group or id(e) in chosen]
+    return Dataset(train=train, val=data.val, test=data.test)

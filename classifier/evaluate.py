@@ -123,3 +123,21 @@ def evaluate_scorer(scorer: Any, examples: Sequence[Any], progress: Any = None) 
         for head, gold in example.labels.items():
             rows.append((head, example.group, gold, predicted[head]))
     return evaluate_predictions(rows)
+
+
+def vocabulary_fit(tokenizer: Any, texts: Sequence[str]) -> dict[str, float]:
+    """How well the encoder's vocabulary covers the texts: unknown-token share, pieces per word."""
+    from classifier.text import normalise
+
+    unknown_id = getattr(tokenizer, "unk_token_id", None)
+    tokens = unknown = words = 0
+    for text in texts:
+        cleaned = normalise(text)
+        ids = tokenizer(cleaned, add_special_tokens=False)["input_ids"]
+        tokens += len(ids)
+        unknown += sum(1 for token in ids if token == unknown_id)
+        words += max(len(cleaned.split()), 1)
+    return {
+        "unknown_rate": round(unknown / tokens, 4) if tokens else 0.0,
+        "pieces_per_word": round(tokens / words, 3) if words else 0.0,
+    }

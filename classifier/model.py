@@ -190,9 +190,8 @@ def load_model(folder: Path | str | None = None, *, encoder: str | None = None) 
     """A trained model: the base encoder plus the folder's delta (the default weights if None)."""
     folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
     spec = ModelSpec.read(folder)
-    if encoder not in (None, spec.encoder) and not (
-        encoder == DEFAULT_ENCODER and spec.encoder == DEFAULT_ENCODER
-    ):
+    # "default" is also the setting's default value: with a model folder, its encoder decides.
+    if encoder not in (None, DEFAULT_ENCODER, spec.encoder):
         raise ModelError(
             f"model {folder} was trained on encoder {spec.encoder!r}, not {encoder!r}: "
             "train one for that encoder with `tocsin train --encoder ...` and set model.weights"

@@ -174,7 +174,9 @@ def _epoch_items(items: Sequence[_Item], config: TrainConfig, rng: random.Random
             cap = config.max_examples.get(group)
             items.extend(rng.sample(members, cap) if cap and cap < len(members) else members)
     counts = Counter(head for item in items for head in item.labels)
-    factor = {head: max(1, round(config.min_per_head / n)) for head, n in counts.items()}
+    # Small heads are repeated up to min_per_head labels an epoch (never past the largest head).
+    target = min(config.min_per_head, max(counts.values(), default=0))
+    factor = {head: max(1, round(target / n)) for head, n in counts.items()}
     repeated = [item for item in items for _ in range(max(factor[h] for h in item.labels))]
     rng.shuffle(repeated)
     # Batches of similar length waste little on padding; their order is shuffled again.

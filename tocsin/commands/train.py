@@ -112,6 +112,29 @@ def train(
     feedback: Annotated[
         bool, typer.Option("--feedback/--no-feedback", help="Add the team's score corrections.")
     ] = True,
+    sample: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sample",
+            help="SOURCE=N: train on N examples of a large source (chosen by text hash).",
+        ),
+    ] = None,
+    heads: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--head", help="Train only this head (repeatable); the others stay as they are."
+        ),
+    ] = None,
+    freeze_layers: Annotated[
+        bool, typer.Option("--freeze-layers", help="Train the heads alone (with --from).")
+    ] = False,
+    epoch_sample: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--epoch-sample",
+            help="SOURCE=N: a fresh random N examples of a source in each epoch.",
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Keep frozen-layer outputs here between runs.")
@@ -125,8 +148,9 @@ def train(
     ] = False,
 ) -> None:
     """Fine-tune the heads and top encoder layers; keep the best epoch on validation."""
-    from classifier.data import finalise_splits
+    from classifier.data import finalise_splits, subsample
     from classifier.evaluate import format_metrics
+    from classifier.labels import HEADS
     from classifier.model import ModelError
     from classifier.train import TrainConfig
     from classifier.train import train as run_training
@@ -139,6 +163,10 @@ def train(
     if feedback:
         data.train.extend(_feedback(settings, console))
     data = finalise_splits(data, val_share=val_share)
+    for rule in sample or []:
+        group, count = _group_count("--sample", rule)
+        data = subsample(data, group, count)
+    per_epoch = dict(_group_count("--epoch-sample", rule) for rule in epoch_sample or [])
     if not data.train:
         raise UserError("no labelled examples to train on")
     console.print(f"{len(data.train)} training and {len(data.val)} validation examples.")
@@ -154,7 +182,13 @@ def train(
         threads=threads or settings.model.threads,
         cache_dir=cache_dir,
         version=version,
+        max_examples=per_epoch,
+        heads=tuple(heads) if heads else None,
+        freeze_layers=freeze_layers,
     )
+    unknown = sorted(set(heads or ()) - set(HEADS))
+    if unknown:
+        raise UserError(f"--head {unknown[0]!r}: unknown head (one of {', '.join(HEADS)})")
     with _progress(console) as bar:
         task = bar.add_task("Preparing", total=None)
 
@@ -174,8 +208,15 @@ def train(
     for line in format_metrics(result.metrics):
         console.print(escape(line))
     console.print(
-        f'Model {result.version} written to {out}. Use it with [model] weights = "{out}".'
+        f'Model {result.version} written to {out}. Use it with \\[model] weights = "{out}".'
     )
+
+
+def _group_count(option: str, rule: str) -> tuple[str, int]:
+    group, _, count = rule.rpartition("=")
+    if not group or not count.isdigit():
+        raise UserError(f"{option} {rule!r}: expected SOURCE=N, e.g. tweeteval-sentiment=20000")
+    return group, int(count)
 
 
 @eval_app.command(name="eval")
@@ -193,7 +234,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score labelled data with a model and print the metrics per head and source."""
-    from classifier.evaluate import PRIMARY, evaluate_scorer
+    from classifier.evaluate import PRIMARY, evaluate_scorer, vocabulary_fit
     from classifier.model import ModelError
     from classifier.predict import get_scorer
 
@@ -234,6 +275,20 @@ def evaluate(
                 f"{values['accuracy'] * 100:.1f}",
             )
     console.print(table)
+    fit = Table(title="Vocabulary fit (the encoder's word pieces)")
+    for column in ("source", "unknown tokens", "pieces per word"):
+        fit.add_column(column, justify="left" if column == "source" else "right")
+    by_group: dict[str, list[str]] = {}
+    for example in examples:
+        by_group.setdefault(example.group, []).append(example.text)
+    vocabulary = {g: vocabulary_fit(scorer.loaded.tokenizer, t) for g, t in by_group.items()}
+    for group, values in sorted(vocabulary.items()):
+        fit.add_row(
+            escape(group),
+            f"{values['unknown_rate'] * 100:.1f}%",
+            f"{values['pieces_per_word']:.2f}",
+        )
+    console.print(fit)
     if json_out is not None:
-        payload = {"model_version": scorer.version, "metrics": metrics}
+        payload = {"model_version": scorer.version, "metrics": metrics, "vocabulary": vocabulary}
         json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
