@@ -25,6 +25,10 @@ def demo(
     pipeline_seconds: Annotated[
         int, typer.Option(min=1, help="How often scoring, routing and alerts run.")
     ] = 10,
+    model_weights: Annotated[
+        Path | None,
+        typer.Option("--model-weights", help="A model folder written by `tocsin train`."),
+    ] = None,
     no_board: Annotated[bool, typer.Option("--no-board", help="Service only.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the previous demo's data.")] = False,
 ) -> None:
@@ -38,6 +42,7 @@ def demo(
         collect_seconds=collect_seconds,
         pipeline_seconds=pipeline_seconds,
         board=not no_board,
+        model_weights=model_weights,
         keep=keep,
     )
     raise typer.Exit(run_demo(options, echo=typer.echo))

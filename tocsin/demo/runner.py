@@ -40,6 +40,7 @@ class DemoOptions:
     pipeline_seconds: int = 10
     board: bool = True
     keep: bool = False
+    model_weights: Path | None = None  # a model folder from `tocsin train` (default: packaged)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Demo:
             port=self.options.port,
             collect_seconds=self.options.collect_seconds,
             pipeline_seconds=self.options.pipeline_seconds,
+            model_weights=self.options.model_weights,
         )
         write_config(self.config_path, config)
         os.environ.update(self.env())
@@ -93,7 +95,6 @@ class Demo:
     def replay_backlog(self, settings: tocsin_config.Settings) -> None:
         """The past week: written to the feeds, collected, scored, and given a handling history."""
         from classifier.predict import score_pending
-
         from collectors.crawl import run_crawls
         from triage.incidents import update_incidents
 

@@ -74,7 +74,14 @@ def feed_path(demo_dir: Path, slug: str) -> Path:
     return demo_dir / "feeds" / f"{slug}.jsonl"
 
 
-def demo_config(demo_dir: Path, *, port: int, collect_seconds: int, pipeline_seconds: int) -> dict:
+def demo_config(
+    demo_dir: Path,
+    *,
+    port: int,
+    collect_seconds: int,
+    pipeline_seconds: int,
+    model_weights: Path | None = None,
+) -> dict:
     """The demo's tocsin.toml as a dict: brands, a replay source each, team, mailbox alerts."""
     mailbox = demo_dir / "alerts.mbox"
     return {
@@ -143,6 +150,7 @@ def demo_config(demo_dir: Path, *, port: int, collect_seconds: int, pipeline_sec
         },
         "service": {"pipeline_seconds": pipeline_seconds},
         "board": {"base_url": f"http://127.0.0.1:{port}", "port": port},
+        "model": {"weights": str(model_weights.resolve())} if model_weights else {},
     }
 
 
