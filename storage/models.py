@@ -234,6 +234,8 @@ class Case(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_case_status_priority", "status", "priority"),
+        # The queue's order: lets the unfiltered page read 50 rows instead of sorting them all.
+        Index("ix_case_priority_id", "priority", "id"),
         Index("ix_case_assignee_status", "assignee_id", "status"),
     )
 
