@@ -140,6 +140,7 @@ def train(
         Path | None, typer.Option(help="Keep frozen-layer outputs here between runs.")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (order and samples of each epoch).")] = 13,
     version: Annotated[
         str | None, typer.Option(help="Model version (default: from the time).")
     ] = None,
@@ -183,6 +184,7 @@ def train(
         cache_dir=cache_dir,
         version=version,
         max_examples=per_epoch,
+        seed=seed,
         heads=tuple(heads) if heads else None,
         freeze_layers=freeze_layers,
     )
