@@ -64,12 +64,6 @@ def insert_many(session: Session, *, table: Table, rows: Sequence[dict[str, Any]
     session.execute(table.insert(), list(rows))
 
 
-def _copy_value(column: Column[Any], value: Any) -> Any:
-    if value is not None and isinstance(column.type, JSON):
-        return json.dumps(value)
-    return value
-
-
 def _copy(
     session: Session,
     target: str,
@@ -79,9 +73,14 @@ def _copy(
 ) -> None:
     cursor = session.connection().connection.cursor()
     names = ", ".join(f'"{c}"' for c in columns)
+    as_json = [isinstance(table.c[c].type, JSON) for c in columns]
     with cursor.copy(f'COPY "{target}" ({names}) FROM STDIN') as copy:  # type: ignore[attr-defined]
         for row in rows:
-            copy.write_row([_copy_value(table.c[c], row[c]) for c in columns])
+            values = [row[c] for c in columns]
+            for i, is_json in enumerate(as_json):
+                if is_json and values[i] is not None:
+                    values[i] = json.dumps(values[i])
+            copy.write_row(values)
 
 
 def _postgres(
