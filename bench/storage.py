@@ -26,7 +26,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from storage import db as storage_db
 from storage.db import session_scope
@@ -130,9 +130,7 @@ def run(engine: str, mentions: int, batch: int) -> None:
         rate = bench_upsert(mentions, batch)
         again = bench_upsert(min(mentions, 100_000), batch)  # the same posts again: updates
         cases = add_cases(mentions, every=10)
-        if engine == "postgresql":
-            with storage_db.get_engine().begin() as conn:
-                conn.execute(text("ANALYZE"))
+        storage_db.analyze()  # as the service's nightly job does
         queue = bench_queue()
         print(f"\n{engine}: {mentions:,} mentions, {cases:,} cases")
         print(f"  upsert (new posts)       {rate:,.0f} mentions/s (batches of {batch:,})")

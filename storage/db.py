@@ -101,3 +101,11 @@ def dispose() -> None:
         _engine.dispose()
     _engine = None
     _url = None
+
+
+def analyze() -> None:
+    """Refresh the query planner's statistics. PostgreSQL's autovacuum does this by itself;
+    SQLite gathers none unless asked, and without them it sorts the whole open queue instead of
+    reading it in priority order."""
+    with get_engine().begin() as connection:
+        connection.exec_driver_sql("ANALYZE")

@@ -295,9 +295,12 @@ def _report(ctx: JobContext) -> str:
 
 
 def _retention(ctx: JobContext) -> str:
+    from storage.db import analyze
     from storage.retention import purge
 
-    return str(purge(settings=ctx.settings, now=ctx.now()))
+    purged = purge(settings=ctx.settings, now=ctx.now())
+    analyze()  # the nightly job also keeps the query planner's statistics fresh
+    return str(purged)
 
 
 PIPELINE = (

@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from storage.db import session_scope
+from storage.db import analyze, get_engine, session_scope
 from storage.models import AuditEvent, Case
 from storage.queries import (
     QueueFilters,
@@ -138,3 +138,14 @@ def test_queue_count_applies_every_filter(db_url: str) -> None:
         assert count_queue(session, filters=QueueFilters(tiers=["critical"])) == 2
         assert count_queue(session, filters=QueueFilters(tiers=["critical"], languages=["fr"])) == 1
         assert count_queue(session, filters=QueueFilters(statuses=["resolved"])) == 1
+
+
+def test_analyze_refreshes_planner_statistics(db_url: str) -> None:
+    with session_scope() as session:
+        for i in range(5):
+            add_case(session, text=f"case {i}", priority=i)
+    analyze()
+    if db_url.startswith("sqlite"):
+        with get_engine().connect() as connection:
+            tables = {row[0] for row in connection.exec_driver_sql("SELECT tbl FROM sqlite_stat1")}
+        assert "case" in tables
