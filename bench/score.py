@@ -33,9 +33,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tweeteval-sent
 
 
 def tweets(count: int) -> list[str]:
-    texts = [t for t in (DATA / "val_text.txt").read_text(encoding="utf-8").splitlines() if t]
-    rng = random.Random(4)
-    return [texts[rng.randrange(len(texts))] for _ in range(count)]
+    """Distinct tweets: the scorer scores repeated texts once, which would flatter the figure."""
+    texts: list[str] = []
+    for name in ("val_text.txt", "train_text.txt"):
+        texts.extend((DATA / name).read_text(encoding="utf-8").splitlines())
+    unique = list(dict.fromkeys(t for t in texts if t.strip()))
+    return random.Random(4).sample(unique, min(count, len(unique)))
 
 
 def peak_rss_mb() -> float:
