@@ -476,38 +476,42 @@ def score_pending(
     scorer = scorer or get_scorer(settings.model)
     buzz_config = settings.model.buzz
     now = now or datetime.now(UTC)
-    with session_scope() as session:
+    # Read, then think with no transaction open, then write in one short transaction: on SQLite a
+    # writer holds the only write lock, and the collectors and the board must not wait for the
+    # model or the clustering.
+    with session_scope(read_only=True) as session:
         mentions = queries.unscored_mentions(session, limit=limit)
         if not mentions:
             return 0
         authors = queries.authors_by_id(session, ids=[m.author_id for m in mentions if m.author_id])
-        texts = [m.clean_text or m.text or m.title or "" for m in mentions]
-        text_scores = scorer.predict(texts)
         moments = [m.created_at or m.collected_at or now for m in mentions]
-
-        # Clustering: negative posts of the same brand from the database and from this batch.
         recent = queries.recent_negative_mentions(
             session, since=min(moments) - WINDOW, until=max(moments)
         )
-        pools: dict[int | None, list[NegativePost]] = {}
-        for other in recent:
-            other_at = other.created_at or other.collected_at
-            bag = content_words(other.clean_text or other.text or "")
-            pools.setdefault(other.brand_id, []).append(NegativePost(other.id, other_at, bag))
-        words = [content_words(text) for text in texts]
-        for mention, scores, at, bag in zip(mentions, text_scores, moments, words, strict=True):
-            if scores.sentiment == "negative":
-                pools.setdefault(mention.brand_id, []).append(NegativePost(mention.id, at, bag))
-        for pool in pools.values():
-            pool.sort(key=lambda item: item.at)
-
         paces = queries.engagement_samples(
             session, brand_ids={m.brand_id for m in mentions}, since=now - timedelta(days=7)
         )
-        usual = {
-            brand_id: usual_pace(rates, buzz_config.usual_engagement_per_minute)
-            for brand_id, rates in paces.items()
-        }
+    texts = [m.clean_text or m.text or m.title or "" for m in mentions]
+    text_scores = scorer.predict(texts)
+
+    # Clustering: negative posts of the same brand from the database and from this batch.
+    pools: dict[int | None, list[NegativePost]] = {}
+    for other in recent:
+        other_at = other.created_at or other.collected_at
+        bag = content_words(other.clean_text or other.text or "")
+        pools.setdefault(other.brand_id, []).append(NegativePost(other.id, other_at, bag))
+    words = [content_words(text) for text in texts]
+    for mention, scores, at, bag in zip(mentions, text_scores, moments, words, strict=True):
+        if scores.sentiment == "negative":
+            pools.setdefault(mention.brand_id, []).append(NegativePost(mention.id, at, bag))
+    for pool in pools.values():
+        pool.sort(key=lambda item: item.at)
+    usual = {
+        brand_id: usual_pace(rates, buzz_config.usual_engagement_per_minute)
+        for brand_id, rates in paces.items()
+    }
+
+    with session_scope() as session:
         existing = queries.scores_for_version(
             session,
             mention_ids=[m.id for m in mentions if m.id is not None],

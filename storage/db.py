@@ -31,10 +31,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN so that read-then-write transactions (claims, upserts) on two
-    # connections serialise instead of failing with "database is locked" on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Any) -> None:
+    # A transaction that may write takes the write lock at BEGIN, so that read-then-write work
+    # (claims, upserts) on two connections serialises instead of failing with "database is
+    # locked" on upgrade. A read-only one starts deferred: under WAL it never waits for a writer.
+    if conn.get_execution_options().get("tocsin_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -50,7 +54,7 @@ def make_engine(url: str) -> Engine:
         event.listen(
             engine, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None)
         )
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -82,9 +86,16 @@ def database_url() -> str:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session that commits when the block succeeds and rolls back when it raises."""
-    session = Session(get_engine(), expire_on_commit=False)
+def session_scope(*, read_only: bool = False) -> Iterator[Session]:
+    """A session that commits when the block succeeds and rolls back when it raises.
+
+    `read_only=True` for work that only reads (pages, reports, the scorer's fetch): on SQLite it
+    does not queue behind writers.
+    """
+    bind = get_engine()
+    if read_only:
+        bind = bind.execution_options(tocsin_read_only=True)
+    session = Session(bind, expire_on_commit=False)
     try:
         yield session
         session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storage.db import analyze, get_engine, session_scope
 from storage.models import AuditEvent, Case
@@ -149,3 +149,14 @@ def test_analyze_refreshes_planner_statistics(db_url: str) -> None:
         with get_engine().connect() as connection:
             tables = {row[0] for row in connection.exec_driver_sql("SELECT tbl FROM sqlite_stat1")}
         assert "case" in tables
+
+
+def test_a_reader_does_not_wait_for_a_writer_on_sqlite(sqlite_url: str) -> None:
+    with session_scope() as session:
+        new_case_id(session)
+    with session_scope() as writer:
+        writer.execute(update(Case).values(priority=5.0))  # holds the write lock from here
+        # A reader that took the write lock at BEGIN would fail here with "database is locked".
+        with session_scope(read_only=True) as reader:
+            rows = triage_queue(reader)
+        assert len(rows) == 1 and rows[0].case.priority == 1.0  # the committed state
