@@ -139,7 +139,7 @@ def main() -> None:
         deadline = started + 900
         while time.monotonic() < deadline and len(marks) < 4:
             now = time.monotonic() - started
-            with session_scope() as session:
+            with session_scope(read_only=True) as session:
                 stored = session.execute(select(func.count()).select_from(Mention)).scalar_one()
                 scored = session.execute(
                     select(func.count()).select_from(Mention).where(col(Mention.scored))
