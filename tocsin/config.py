@@ -208,6 +208,8 @@ class ServiceConfig(_Section):
     workers: int = Field(default=4, ge=1)
     # Small batches: on SQLite a batch holds the write lock while the model runs.
     score_batch: int = Field(default=64, ge=1)
+    # Posts scored per pipeline round before routing and alerts run; a burst goes round again.
+    score_per_run: int = Field(default=512, ge=1)
 
 
 class BuzzConfig(_Section):

@@ -55,6 +55,9 @@ class JobContext:
     stop_event: threading.Event
     now: Callable[[], datetime] = utcnow
     force_report: bool = False
+    # Set by the score stage when it stopped at its per-run cap with posts still waiting: the
+    # pipeline then goes round again at once, so routing and alerts run between chunks.
+    backlog: bool = False
 
     def check_stop(self) -> None:
         if self.stop_event.is_set():
@@ -252,6 +255,9 @@ def _score(ctx: JobContext) -> str:
         total += done
         if done < batch:
             return f"scored {total} mentions"
+        if total >= ctx.settings.service.score_per_run:
+            ctx.backlog = True
+            return f"scored {total} mentions, more waiting (the pipeline goes round again)"
 
 
 def _incidents(ctx: JobContext) -> str:
@@ -382,11 +388,15 @@ class Service:
             if schedule.at is not None and not forced and not self._due(schedule, last):
                 outcomes.extend(StageOutcome(s.name, "skipped", "not due") for s in schedule.stages)
                 continue
-            for stage in schedule.stages:
-                if self.stop_event.is_set():
-                    outcomes.append(StageOutcome(stage.name, "abandoned", "stopped at shutdown"))
-                    continue
-                outcomes.append(run_stage(stage, ctx, holder=self.holder))
+            ctx.backlog = True
+            while ctx.backlog and not self.stop_event.is_set():
+                ctx.backlog = False
+                for stage in schedule.stages:
+                    if self.stop_event.is_set():
+                        stopped = StageOutcome(stage.name, "abandoned", "stopped at shutdown")
+                        outcomes.append(stopped)
+                        continue
+                    outcomes.append(run_stage(stage, ctx, holder=self.holder))
         return outcomes
 
     # -- the long-running service (`tocsin run`)
@@ -505,12 +515,15 @@ class Service:
                 return  # the other holder finished it meanwhile
             ctx = self._context()
             held_until = None
-            for stage in schedule.stages:
-                if self.stop_event.is_set():
-                    break
-                outcome = run_stage(stage, ctx, holder=self.holder)
-                if outcome.held_until is not None:
-                    held_until = max(held_until or outcome.held_until, outcome.held_until)
+            ctx.backlog = True
+            while ctx.backlog and held_until is None and not self.stop_event.is_set():
+                ctx.backlog = False
+                for stage in schedule.stages:
+                    if self.stop_event.is_set():
+                        break
+                    outcome = run_stage(stage, ctx, holder=self.holder)
+                    if outcome.held_until is not None:
+                        held_until = max(held_until or outcome.held_until, outcome.held_until)
             if held_until is not None:
                 self._retry_after(schedule, held_until)
         finally:

@@ -182,3 +182,32 @@ def test_run_status_shows_each_job(sqlite_url: str, settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "collect:news" in line)
     assert "never" in line and "RuntimeError: feed <down>" in line
+
+
+def test_a_scoring_backlog_sends_the_pipeline_round_again(
+    sqlite_url: str, settings: Settings
+) -> None:
+    """Routing and alerts run between chunks of a burst, not once after the whole of it."""
+    waiting = [3]  # chunks of posts still to score
+    calls: list[str] = []
+
+    def score(ctx: JobContext) -> str:
+        waiting[0] -= 1
+        ctx.backlog = waiting[0] > 0
+        calls.append("score")
+        return "chunk"
+
+    def alerts(_ctx: JobContext) -> str:
+        calls.append("alerts")
+        return "sent"
+
+    service = Service(
+        settings,
+        schedules=[
+            Schedule("pipeline", (Stage("score", score), Stage("alerts", alerts)), every_seconds=60)
+        ],
+        sync=None,
+    )
+    outcomes = service.run_once()
+    assert calls == ["score", "alerts"] * 3
+    assert all(o.status == "done" for o in outcomes)
