@@ -472,6 +472,9 @@ class Service:
         return plan
 
     def _build_scheduler(self) -> BackgroundScheduler:
+        # "skipped: maximum number of running instances reached" is the one-at-a-time rule doing
+        # its job, logged at every tick of a long run: keep it out of the console.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(self.settings.service.workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
