@@ -56,12 +56,20 @@ class NegativePost:
 
 
 def count_similar(
-    post_key: object, at: datetime, words: frozenset[str], pool: Sequence[NegativePost]
+    post_key: object,
+    at: datetime,
+    words: frozenset[str],
+    pool: Sequence[NegativePost],
+    times: Sequence[datetime] | None = None,
 ) -> int:
-    """Negative posts of `pool` (sorted by time) within the hour before `at` that look similar."""
+    """Negative posts of `pool` (sorted by time) within the hour before `at` that look similar.
+
+    `times` (the pool's times, in order) saves rebuilding them when one pool serves many posts.
+    """
     if len(words) < 2:
         return 0
-    times = [item.at for item in pool]
+    if times is None:
+        times = [item.at for item in pool]
     end = bisect.bisect_right(times, at)
     start = max(bisect.bisect_left(times, at - WINDOW), end - MAX_COMPARED)
     return sum(1 for item in pool[start:end] if item.key != post_key and similar(words, item.words))

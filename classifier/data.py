@@ -183,6 +183,10 @@ def load_table(path: Path, head: str | None, data_root: Path | None) -> Dataset:
         if not labels:
             continue
         lang = record.get("lang")
+        if (
+            not lang and "dataset" in record
+        ):  # a referenced xlm-t row: its folder names the language
+            lang = XLMT_LANGS.get(str(record["dataset"]).rstrip("/").rsplit("/", 1)[-1])
         split = str(record.get("split") or "").strip().lower() or None
         if split not in (None, "train", "val", "test"):
             split = "val" if split in ("dev", "validation") else "train"

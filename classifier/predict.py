@@ -23,7 +23,7 @@ import torch
 from classifier.buzz import BuzzInputs, BuzzRisk, buzz_risk, classify_profile, text_threats
 from classifier.cluster import WINDOW, NegativePost, content_words, count_similar
 from classifier.labels import SENTIMENT, URGENCY, URGENCY_WEIGHTS
-from classifier.model import DEFAULT_ENCODER, LoadedModel, load_model
+from classifier.model import DEFAULT_ENCODER, LoadedModel, load_model, quantize_int8
 from classifier.text import normalise
 from tocsin.config import BuzzConfig, ModelConfig, Settings
 
@@ -57,15 +57,23 @@ EMPTY_SCORES = TextScores(
 class Scorer:
     """A loaded model ready to score: batches sorted by length, inference mode, order restored."""
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int = 64, max_length: int = 128):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        batch_size: int = 64,
+        max_length: int = 128,
+        suffix: str = "",
+    ):
         self.loaded = loaded
         self.batch_size = max(1, batch_size)
         self.max_length = max_length
+        self.suffix = suffix  # "+int8" when the weights run quantised: scores differ slightly
         loaded.model.eval()
 
     @property
     def version(self) -> str:
-        return self.loaded.spec.version
+        return self.loaded.spec.version + self.suffix
 
     @overload
     def predict(  # type: ignore[overload-overlap]
@@ -139,7 +147,7 @@ def get_scorer(config: ModelConfig) -> Scorer:
     """The process's scorer for these model settings (loaded once)."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    key = (config.encoder, config.weights, config.batch_size, config.max_length)
+    key = (config.encoder, config.weights, config.batch_size, config.max_length, config.precision)
     if key not in _SCORERS:
         if config.weights:
             loaded = load_model(config.weights, encoder=config.encoder)
@@ -152,7 +160,13 @@ def get_scorer(config: ModelConfig) -> Scorer:
             )
         else:
             loaded = load_model()
-        _SCORERS[key] = Scorer(loaded, batch_size=config.batch_size, max_length=config.max_length)
+        quantized = config.precision == "int8" and quantize_int8(loaded)
+        _SCORERS[key] = Scorer(
+            loaded,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            suffix="+int8" if quantized else "",
+        )
     return _SCORERS[key]
 
 
@@ -404,9 +418,10 @@ def score_posts(
         [p.context.engagement_per_minute() for p in posts if p.context.minutes_live() is not None],
         config.usual_engagement_per_minute,
     )
+    times = [item.at for item in pool]
     records = []
     for index, (post, scores) in enumerate(zip(posts, text_scores, strict=True)):
-        similar = count_similar(index, moments[index], words[index], pool)
+        similar = count_similar(index, moments[index], words[index], pool, times)
         buzz = buzz_for(
             post.text, scores, post.context, similar=similar, usual=usual, config=config
         )
@@ -468,9 +483,8 @@ def score_pending(
     """
     from storage import queries
     from storage.db import session_scope
-    from storage.models import Score
     from tocsin.config import get_settings
-    from triage.intake import open_or_update_case
+    from triage.intake import intake_batch
 
     settings = settings or get_settings()
     scorer = scorer or get_scorer(settings.model)
@@ -506,76 +520,111 @@ def score_pending(
             pools.setdefault(mention.brand_id, []).append(NegativePost(mention.id, at, bag))
     for pool in pools.values():
         pool.sort(key=lambda item: item.at)
+    pool_times = {brand: [item.at for item in pool] for brand, pool in pools.items()}
     usual = {
         brand_id: usual_pace(rates, buzz_config.usual_engagement_per_minute)
         for brand_id, rates in paces.items()
     }
 
+    values = []
+    for mention, text, scores, at, bag in zip(
+        mentions, texts, text_scores, moments, words, strict=True
+    ):
+        assert mention.id is not None
+        author = authors.get(mention.author_id) if mention.author_id else None
+        similar = count_similar(
+            mention.id, at, bag, pools.get(mention.brand_id, []), pool_times.get(mention.brand_id)
+        )
+        buzz = buzz_for(
+            text,
+            scores,
+            _context(mention, author),
+            similar=similar,
+            usual=usual.get(mention.brand_id, buzz_config.usual_engagement_per_minute),
+            config=buzz_config,
+        )
+        values.append(ScoreValues.of(mention.id, scorer.version, scores, buzz, now))
+
     with session_scope() as session:
         existing = queries.scores_for_version(
             session,
-            mention_ids=[m.id for m in mentions if m.id is not None],
+            mention_ids=[value.mention_id for value in values],
             model_version=scorer.version,
         )
-        for mention, text, scores, at, bag in zip(
-            mentions, texts, text_scores, moments, words, strict=True
-        ):
-            assert mention.id is not None
-            author = authors.get(mention.author_id) if mention.author_id else None
-            context = PostContext(
-                followers=(author.followers or 0) if author else 0,
-                verified=bool(author and author.verified),
-                bio=author.bio if author else None,
-                handle=author.handle if author else None,
-                vip=bool(author and author.vip),
-                journalist=bool(author and author.journalist),
-                likes=mention.likes or 0,
-                reposts=mention.reposts or 0,
-                replies=mention.replies or 0,
-                created_at=mention.created_at,
-                observed_at=mention.engagement_observed_at or mention.collected_at,
-            )
-            similar = count_similar(mention.id, at, bag, pools.get(mention.brand_id, []))
-            buzz = buzz_for(
-                text,
-                scores,
-                context,
-                similar=similar,
-                usual=usual.get(mention.brand_id, buzz_config.usual_engagement_per_minute),
-                config=buzz_config,
-            )
-            score = existing.get(mention.id) or Score(
-                mention_id=mention.id,
-                model_version=scorer.version,
-                sentiment_label=scores.sentiment,
-                urgency_tier=scores.urgency,
-            )
-            _fill_score(score, scores, buzz, now)
-            session.add(score)
-            mention.scored = True
-            session.add(mention)
-            session.flush()
-            case = open_or_update_case(session, mention=mention, score=score, settings=settings)
-            if case is not None:
-                score.priority = case.priority
-                session.add(score)
+        priorities = intake_batch(
+            session, items=list(zip(mentions, values, strict=True)), settings=settings
+        )
+        new, changed = [], []
+        for value in values:
+            value.priority = priorities.get(value.mention_id, 0.0)
+            row = dict(vars(value))
+            if value.mention_id in existing:
+                changed.append({**row, "id": existing[value.mention_id].id})
+            else:
+                new.append(row)
+        queries.write_scores(session, new=new, changed=changed)
+        queries.mark_mentions_scored(session, mention_ids=[value.mention_id for value in values])
     return len(mentions)
 
 
-def _fill_score(score: Any, scores: TextScores, buzz: BuzzRisk, now: datetime) -> None:
-    score.sentiment_label = scores.sentiment
-    score.sentiment_negative = scores.sentiment_scores["negative"]
-    score.sentiment_neutral = scores.sentiment_scores["neutral"]
-    score.sentiment_positive = scores.sentiment_scores["positive"]
-    score.urgency_tier = scores.urgency
-    score.urgency_score = scores.urgency_score
-    score.is_complaint = scores.is_complaint
-    score.complaint_score = scores.complaint_score
-    score.complaint_severity = scores.severity
-    score.buzz_risk = buzz.score
-    score.buzz_tier = buzz.tier
-    score.buzz_reasons = list(buzz.reasons)
-    score.scored_at = now
+def _context(mention: Any, author: Any) -> PostContext:
+    return PostContext(
+        followers=(author.followers or 0) if author else 0,
+        verified=bool(author and author.verified),
+        bio=author.bio if author else None,
+        handle=author.handle if author else None,
+        vip=bool(author and author.vip),
+        journalist=bool(author and author.journalist),
+        likes=mention.likes or 0,
+        reposts=mention.reposts or 0,
+        replies=mention.replies or 0,
+        created_at=mention.created_at,
+        observed_at=mention.engagement_observed_at or mention.collected_at,
+    )
+
+
+@dataclass
+class ScoreValues:
+    """One Score row before it is written (the columns of `storage.models.Score`)."""
+
+    mention_id: int
+    model_version: str
+    sentiment_label: str
+    sentiment_negative: float
+    sentiment_neutral: float
+    sentiment_positive: float
+    urgency_tier: str
+    urgency_score: float
+    is_complaint: bool
+    complaint_score: float
+    complaint_severity: int
+    buzz_risk: float
+    buzz_tier: str
+    buzz_reasons: list[str]
+    scored_at: datetime
+    priority: float = 0.0
+
+    @classmethod
+    def of(
+        cls, mention_id: int, version: str, scores: TextScores, buzz: BuzzRisk, now: datetime
+    ) -> ScoreValues:
+        return cls(
+            mention_id=mention_id,
+            model_version=version,
+            sentiment_label=scores.sentiment,
+            sentiment_negative=scores.sentiment_scores["negative"],
+            sentiment_neutral=scores.sentiment_scores["neutral"],
+            sentiment_positive=scores.sentiment_scores["positive"],
+            urgency_tier=scores.urgency,
+            urgency_score=scores.urgency_score,
+            is_complaint=scores.is_complaint,
+            complaint_score=scores.complaint_score,
+            complaint_severity=scores.severity,
+            buzz_risk=buzz.score,
+            buzz_tier=buzz.tier,
+            buzz_reasons=list(buzz.reasons),
+            scored_at=now,
+        )
 
 
 def score_file(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, null, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -694,6 +694,15 @@ def add_audit_event(
     return event
 
 
+def add_audit_events(session: Session, *, events: Sequence[dict[str, Any]]) -> None:
+    """Several system events in one statement (`action`, `entity_type`, `entity_id`, `details`)."""
+    if not events:
+        return
+    now = utcnow()
+    rows = [{"actor": "system", "actor_id": None, "created_at": now, **event} for event in events]
+    session.execute(insert(AuditEvent), rows)
+
+
 def audit_events(
     session: Session, *, entity_type: str, entity_id: int, limit: int = 200
 ) -> list[AuditEvent]:
@@ -1167,9 +1176,7 @@ def brand_reply_in_thread(
         return None
     threads = {post.external_id, *([post.thread_external_id] if post.thread_external_id else [])}
     ours = (
-        select(col(Reply.external_id))
-        .where(col(Reply.external_id).is_not(None))
-        .scalar_subquery()
+        select(col(Reply.external_id)).where(col(Reply.external_id).is_not(None)).scalar_subquery()
     )
     stmt = (
         select(col(Author.handle), col(Mention.created_at))
@@ -1593,9 +1600,7 @@ def purge_raw_payloads(session: Session, *, collected_before: datetime) -> int:
     """Drop the raw API payloads of mentions collected before a date (text and scores stay)."""
     outcome = session.execute(
         update(_m.Mention)
-        .where(
-            _col(_m.Mention.collected_at) < collected_before, _col(_m.Mention.raw).is_not(None)
-        )
+        .where(_col(_m.Mention.collected_at) < collected_before, _col(_m.Mention.raw).is_not(None))
         .values(raw=_null())  # SQL NULL; None would store a JSON null
         .execution_options(synchronize_session=False)
     )
@@ -2264,6 +2269,47 @@ def scores_for_version(
         col(Score.mention_id).in_(wanted), col(Score.model_version) == model_version
     )
     return {score.mention_id: score for score in session.execute(stmt).scalars()}
+
+
+def cases_by_mention(session: Session, *, mention_ids: Iterable[int]) -> dict[int, Case]:
+    """The cases already opened for these mentions (one query for a whole scoring batch)."""
+    wanted = list(set(mention_ids))
+    if not wanted:
+        return {}
+    stmt = select(Case).where(col(Case.mention_id).in_(wanted))
+    return {c.mention_id: c for c in session.execute(stmt).scalars() if c.mention_id is not None}
+
+
+def write_scores(
+    session: Session, *, new: Sequence[dict[str, Any]], changed: Sequence[dict[str, Any]]
+) -> None:
+    """Insert new Score rows and update re-scored ones (by `id`), each in one statement."""
+    if new:
+        session.execute(insert(Score), list(new))
+    if changed:
+        session.execute(update(Score), list(changed))
+
+
+def mark_mentions_scored(session: Session, *, mention_ids: Sequence[int]) -> None:
+    ids = list(mention_ids)
+    for start in range(0, len(ids), 900):  # below SQLite's bound-parameter ceiling
+        session.execute(
+            update(Mention)
+            .where(col(Mention.id).in_(ids[start : start + 900]))
+            .values(scored=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def insert_cases(session: Session, *, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Open several cases in one statement; their ids in the order of `rows`.
+
+    Raises IntegrityError if another scorer opened a case for one of the mentions meanwhile.
+    """
+    if not rows:
+        return []
+    stmt = insert(Case).returning(col(Case.id), sort_by_parameter_order=True)
+    return [int(case_id) for case_id in session.execute(stmt, list(rows)).scalars()]
 
 
 def feedback_examples(session: Session) -> list[tuple[str, str | None, str, str]]:

@@ -10,19 +10,26 @@ classifier's batch scorer after each Score row is written:
   priority follow the new score, audited as `case.rescored`; a closed case is left closed;
 - otherwise None. Deleted posts never open a case.
 
+`intake_batch(session, *, items, settings)` does the same for a whole scoring batch: one query
+for the existing cases, one statement for the new cases and one for their audit events (the
+per-mention path is the fallback when another scorer opened one of them meanwhile).
+
 `detect_topic(text, settings) -> str | None` is the keyword topic used for skill routing.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from storage import queries
-from storage.models import Case, CaseStatus, Mention, Score
+from storage.models import Case, CaseStatus, Mention
 from storage.types import utcnow
 from tocsin.config import Settings
 from triage import priority, sla
@@ -158,13 +165,37 @@ DEFAULT_TOPICS: dict[str, list[str]] = {
 }
 
 
+class ScoreView(Protocol):
+    """What intake reads of a score: a stored `Score` or the scorer's values before writing."""
+
+    @property
+    def urgency_tier(self) -> str: ...
+    @property
+    def buzz_risk(self) -> float: ...
+    @property
+    def is_complaint(self) -> bool: ...
+    @property
+    def buzz_reasons(self) -> list[str]: ...
+    @property
+    def model_version(self) -> str: ...
+
+
 def _topic_patterns(settings: Settings) -> list[tuple[str, re.Pattern[str]]]:
+    configured = tuple((topic, tuple(words)) for topic, words in settings.triage.topics.items())
+    return _compiled_topics(configured)
+
+
+@lru_cache(maxsize=16)
+def _compiled_topics(
+    configured: tuple[tuple[str, tuple[str, ...]], ...],
+) -> list[tuple[str, re.Pattern[str]]]:
     merged: dict[str, list[str]] = {k: list(v) for k, v in DEFAULT_TOPICS.items()}
-    for topic, words in settings.triage.topics.items():
-        merged.setdefault(topic, []).extend(words)
+    for topic, extra in configured:
+        merged.setdefault(topic, []).extend(extra)
+    own = [topic for topic, _ in configured]
     patterns = []
     # Configured topics first: a team's own vocabulary beats the generic lists.
-    order = list(settings.triage.topics) + [t for t in merged if t not in settings.triage.topics]
+    order = own + [t for t in merged if t not in own]
     for topic in order:
         words = sorted({w.lower() for w in merged[topic] if w.strip()}, key=len, reverse=True)
         if words:
@@ -184,7 +215,7 @@ def detect_topic(text: str, settings: Settings) -> str | None:
     return best
 
 
-def passes_thresholds(score: Score, settings: Settings) -> bool:
+def passes_thresholds(score: ScoreView, settings: Settings) -> bool:
     rules = settings.triage
     tier_rank = TIER_RANK.get(score.urgency_tier, 0)
     return (
@@ -202,7 +233,7 @@ def _timing(
 
 
 def open_or_update_case(
-    session: Session, *, mention: Mention, score: Score, settings: Settings
+    session: Session, *, mention: Mention, score: ScoreView, settings: Settings
 ) -> Case | None:
     """Open a case for a scored mention that needs one, or update its existing case."""
     if mention.id is None:
@@ -215,27 +246,97 @@ def open_or_update_case(
     return _open(session, mention=mention, score=score, settings=settings)
 
 
-def _open(session: Session, *, mention: Mention, score: Score, settings: Settings) -> Case | None:
+def intake_batch(
+    session: Session, *, items: Sequence[tuple[Mention, ScoreView]], settings: Settings
+) -> dict[int, float]:
+    """`open_or_update_case` for a scoring batch; returns the case priority by mention id."""
+    existing = queries.cases_by_mention(
+        session, mention_ids=[mention.id for mention, _ in items if mention.id is not None]
+    )
+    priorities: dict[int, float] = {}
+    to_open: list[tuple[Mention, ScoreView]] = []
+    for mention, score in items:
+        if mention.id is None:
+            raise ValueError("the mentions must be stored before intake")
+        case = existing.get(mention.id)
+        if case is not None:
+            priorities[mention.id] = _update(session, case, score=score, settings=settings).priority
+        elif not mention.deleted and passes_thresholds(score, settings):
+            to_open.append((mention, score))
+    if not to_open:
+        return priorities
     opened_at = utcnow()
+    rows = [_case_row(m, s, opened_at=opened_at, settings=settings) for m, s in to_open]
+    try:
+        with session.begin_nested():
+            ids = queries.insert_cases(session, rows=rows)
+    except IntegrityError:
+        # Another scorer opened one of them at the same moment: go one by one.
+        for mention, score in to_open:
+            case = open_or_update_case(session, mention=mention, score=score, settings=settings)
+            if case is not None and mention.id is not None:
+                priorities[mention.id] = case.priority
+        return priorities
+    queries.add_audit_events(
+        session,
+        events=[
+            {
+                "action": "case.opened",
+                "entity_type": "case",
+                "entity_id": case_id,
+                "details": _opened_details(mention, score, row),
+            }
+            for case_id, (mention, score), row in zip(ids, to_open, rows, strict=True)
+        ],
+    )
+    for (mention, _), row in zip(to_open, rows, strict=True):
+        priorities[mention.id or 0] = row["priority"]
+    return priorities
+
+
+def _case_row(
+    mention: Mention, score: ScoreView, *, opened_at: datetime, settings: Settings
+) -> dict[str, Any]:
     tier = score.urgency_tier
     due, rank = _timing(
         tier=tier, risk=score.buzz_risk, opened_at=opened_at, answered=False, settings=settings
     )
-    case = Case(
-        mention_id=mention.id,
-        incident_id=mention.incident_id,
-        brand_id=mention.brand_id,
-        platform=mention.platform,
-        lang=mention.lang,
-        urgency_tier=tier,
-        buzz_risk=score.buzz_risk,
-        topic=detect_topic(f"{mention.title or ''} {mention.clean_text}", settings),
-        status=CaseStatus.new,
-        priority=rank,
-        sla_due_at=due,
-        created_at=opened_at,
-        updated_at=opened_at,
-    )
+    return {
+        "mention_id": mention.id,
+        "incident_id": mention.incident_id,
+        "brand_id": mention.brand_id,
+        "platform": mention.platform,
+        "lang": mention.lang,
+        "urgency_tier": tier,
+        "buzz_risk": score.buzz_risk,
+        "topic": detect_topic(f"{mention.title or ''} {mention.clean_text}", settings),
+        "status": CaseStatus.new,
+        "priority": rank,
+        "sla_due_at": due,
+        "tags": [],
+        "created_at": opened_at,
+        "updated_at": opened_at,
+        "version": 1,
+    }
+
+
+def _opened_details(mention: Mention, score: ScoreView, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "mention_id": mention.id,
+        "tier": row["urgency_tier"],
+        "buzz_risk": score.buzz_risk,
+        "reasons": list(score.buzz_reasons or []),
+        "topic": row["topic"],
+        "sla_due_at": row["sla_due_at"].isoformat(),
+        "model_version": score.model_version,
+    }
+
+
+def _open(
+    session: Session, *, mention: Mention, score: ScoreView, settings: Settings
+) -> Case | None:
+    row = _case_row(mention, score, opened_at=utcnow(), settings=settings)
+    case = Case(**row)
     try:
         with session.begin_nested():
             session.add(case)
@@ -249,20 +350,12 @@ def _open(session: Session, *, mention: Mention, score: Score, settings: Setting
         action="case.opened",
         entity_type="case",
         entity_id=case.id,
-        details={
-            "mention_id": mention.id,
-            "tier": tier,
-            "buzz_risk": score.buzz_risk,
-            "reasons": list(score.buzz_reasons or []),
-            "topic": case.topic,
-            "sla_due_at": due.isoformat(),
-            "model_version": score.model_version,
-        },
+        details=_opened_details(mention, score, row),
     )
     return case
 
 
-def _update(session: Session, case: Case, *, score: Score, settings: Settings) -> Case:
+def _update(session: Session, case: Case, *, score: ScoreView, settings: Settings) -> Case:
     if case.status in (CaseStatus.resolved, CaseStatus.dismissed):
         return case
     tier = score.urgency_tier

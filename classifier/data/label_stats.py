@@ -25,8 +25,20 @@ DEFAULT_DATA_ROOT = HERE.parents[2] / "shared" / "data"
 TIERS = ("critical", "high", "normal", "low")
 SPLITS = ("train", "val")
 LANGS = ("en", "fr", "es", "it")
-DATASETS = ("complaints-severity", "tweeteval-sentiment")
+DATASETS = (
+    "complaints-severity",
+    "tweeteval-sentiment",
+    "xlm-t-umsab/french",
+    "xlm-t-umsab/spanish",
+    "xlm-t-umsab/italian",
+)
 VAL_SHARE = 0.2
+
+
+def labelling_round(key: str) -> int:
+    """Round 2 (xlm-t tweets, `w5-*` written posts) is split on its own, so adding it left the
+    round-1 splits, and what the first models were selected on, unchanged."""
+    return 2 if key.startswith(("xlm-t-umsab/", "w5-")) else 1
 
 
 def split_hash(key: str) -> str:
@@ -47,9 +59,11 @@ def expected_splits(groups: dict[object, list[str]]) -> dict[str, str]:
 def source_rows(data_root: Path) -> dict[str, set[int]]:
     with open(data_root / "complaints-severity" / "train.csv", newline="", encoding="utf-8") as f:
         severity_ids = {int(rec["id"]) for rec in csv.DictReader(f)}
-    text = (data_root / "tweeteval-sentiment" / "train_text.txt").read_text(encoding="utf-8")
-    n_lines = len(text.rstrip("\n").split("\n"))
-    return {"complaints-severity": severity_ids, "tweeteval-sentiment": set(range(n_lines))}
+    known = {"complaints-severity": severity_ids}
+    for dataset in DATASETS[1:]:
+        text = (data_root / dataset / "train_text.txt").read_text(encoding="utf-8")
+        known[dataset] = set(range(len(text.rstrip("\n").split("\n"))))
+    return known
 
 
 def check_labels(rows: list[dict[str, str]], known: dict[str, set[int]] | None) -> list[str]:
@@ -74,7 +88,8 @@ def check_labels(rows: list[dict[str, str]], known: dict[str, set[int]] | None) 
             problems.append(f"labels line {line_no}: unknown tier {tier!r}")
         if split not in SPLITS:
             problems.append(f"labels line {line_no}: unknown split {split!r}")
-        groups[tier].append(f"{dataset}:{row}")
+        key = f"{dataset}:{row}"
+        groups[(labelling_round(key), tier)].append(key)
     expected = expected_splits(groups)
     for line_no, rec in enumerate(rows, start=2):
         key = f"{rec['dataset']}:{rec['row']}"
@@ -111,8 +126,8 @@ def check_written(items: list[dict[str, str]]) -> list[str]:
             problems.append(f"written line {line_no}: group {group} mixes tiers")
         if group_split.setdefault(group, item["split"]) != item["split"]:
             problems.append(f"written line {line_no}: group {group} is split across train/val")
-        groups[item["tier"]].add(group)
-    expected = expected_splits({tier: list(keys) for tier, keys in groups.items()})
+        groups[(labelling_round(group), item["tier"])].add(group)
+    expected = expected_splits({key: list(members) for key, members in groups.items()})
     for group, given in group_split.items():
         if group in expected and expected[group] != given:
             problems.append(f"written group {group}: split {given}, rule gives {expected[group]}")

@@ -128,7 +128,8 @@ def test_train_eval_and_score_a_file_with_a_folder_encoder(
     scored = tocsin("score", "--input", str(posts), "--output", str(out), cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert lines[0]["id"] == "a" and lines[0]["model_version"] == "cli-test-1"
+    # The default precision runs the encoder on int8 weights, and the version says so.
+    assert lines[0]["id"] == "a" and lines[0]["model_version"] == "cli-test-1+int8"
     assert lines[1]["error"].startswith("not valid JSON")
     assert "1 line(s) with an error" in scored.stderr
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from storage.db import session_scope
 from storage.models import Case, Mention, Score
 from storage.queries import audit_events, case_for_mention
 from tests.triage.factories import add_mention, add_score
 from tocsin.config import Settings
-from triage.intake import detect_topic, open_or_update_case
+from triage.intake import detect_topic, intake_batch, open_or_update_case
 
 
 def test_a_risky_score_opens_a_case_with_sla_priority_topic(
@@ -163,3 +166,65 @@ def test_a_case_inserted_by_another_transaction_meanwhile_is_reused(
         found = case_for_mention(session, mention_id=mention_id or 0)
     assert found is not None and results == [found.id]
     assert found.urgency_tier == "high"  # the committed case was updated from the score
+
+
+def _case_fields(session: Any, mention_id: int) -> tuple[Any, ...]:
+    case = case_for_mention(session, mention_id=mention_id)
+    assert case is not None and case.id is not None
+    actions = [e.action for e in audit_events(session, entity_type="case", entity_id=case.id)]
+    return (
+        case.urgency_tier,
+        case.buzz_risk,
+        case.topic,
+        case.status,
+        round(case.priority, 3),
+        actions,
+    )
+
+
+def test_a_batch_opens_the_same_cases_as_one_by_one(db_url: str, settings: Settings) -> None:
+    texts = [
+        ("charged twice for my bill", "high", 70.0, True),
+        ("love the new app!", "low", 5.0, False),
+        ("my parcel never arrived", "normal", 30.0, True),
+        ("smoke coming out of the charger", "critical", 90.0, True),
+    ]
+    with session_scope() as session:
+        batch = [(add_mention(session, t), tier, risk, c) for t, tier, risk, c in texts]
+        single = [(add_mention(session, t), tier, risk, c) for t, tier, risk, c in texts]
+        items = [
+            (m, add_score(session, m, tier=tier, risk=risk, complaint=c))
+            for m, tier, risk, c in batch
+        ]
+        priorities = intake_batch(session, items=items, settings=settings)
+        for m, tier, risk, c in single:
+            score = add_score(session, m, tier=tier, risk=risk, complaint=c)
+            open_or_update_case(session, mention=m, score=score, settings=settings)
+        assert set(priorities) == {m.id for m, *_ in batch if m.text != "love the new app!"}
+        for (b, *_), (s, *_) in zip(batch, single, strict=True):
+            if b.text == "love the new app!":
+                assert case_for_mention(session, mention_id=b.id or 0) is None
+                continue
+            batch_case = _case_fields(session, b.id or 0)
+            single_case = _case_fields(session, s.id or 0)
+            assert batch_case[:4] == single_case[:4] and batch_case[5] == single_case[5]
+            # Priority is a deadline: the two were opened some milliseconds apart.
+            assert batch_case[4] == pytest.approx(single_case[4], abs=1.0)
+            assert priorities[b.id or 0] == batch_case[4]
+
+
+def test_a_batch_falls_back_when_another_scorer_opened_a_case_meanwhile(
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope() as session:
+        first, second = add_mention(session, "refund please"), add_mention(session, "no signal")
+        items = [(m, add_score(session, m, tier="high")) for m in (first, second)]
+        session.add(Case(mention_id=first.id, urgency_tier="normal", status="new"))
+        session.flush()
+        # The batch read its cases before the other scorer's insert landed.
+        monkeypatch.setattr("storage.queries.cases_by_mention", lambda session, mention_ids: {})
+        priorities = intake_batch(session, items=items, settings=settings)
+        assert set(priorities) == {first.id, second.id}
+        reused = case_for_mention(session, mention_id=first.id or 0)
+        assert reused is not None and reused.urgency_tier == "high"  # updated, not duplicated
+        assert case_for_mention(session, mention_id=second.id or 0) is not None
