@@ -76,8 +76,9 @@ def fill_database(url: str, texts: list[str]) -> None:
 
 
 def bench_pipeline(texts: list[str], batch: int) -> dict[str, float]:
-    """Our way: `score_pending` over a real SQLite database, in batches."""
-    from classifier.predict import get_scorer, score_pending
+    """Our way: `score_backlog` over a real SQLite database, in batches (as the service does)."""
+    from classifier.pending import score_backlog
+    from classifier.predict import get_scorer
     from storage import db as storage_db
     from storage.db import session_scope
     from storage.migrate import upgrade
@@ -93,9 +94,7 @@ def bench_pipeline(texts: list[str], batch: int) -> dict[str, float]:
     scorer = get_scorer(settings.model)
     scorer.predict(texts[:64])  # warm-up: first-call allocations are not the steady state
     started = time.perf_counter()
-    done = 0
-    while (count := score_pending(settings=settings, limit=batch, scorer=scorer)) > 0:
-        done += count
+    done = score_backlog(settings=settings, batch=batch, scorer=scorer)
     seconds = time.perf_counter() - started
     with session_scope() as session:
         from sqlmodel import func, select
@@ -153,18 +152,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--naive-posts", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=None, help="default: service.score_batch")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     texts = tweets(args.posts)
+    from tocsin.config import Settings
+
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"precision {Settings().model.precision}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    ours = bench_pipeline(texts, args.batch)
+    ours = bench_pipeline(texts, args.batch or Settings().service.score_batch)
     rss = peak_rss_mb()
     print(
         f"ours  (DB read -> Score rows): {ours['posts']:.0f} posts in {ours['seconds']:.1f} s "

@@ -354,6 +354,8 @@ def reasons(inputs: BuzzInputs) -> list[str]:
 
 def fold(text: str) -> str:
     """Lower case without accents, for keyword matching in several languages."""
+    if text.isascii():  # most posts: nothing to decompose (casefold is lower for ASCII)
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char)).replace(
         "ß", "ss"

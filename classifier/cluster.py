@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from classifier.buzz import fold
 
@@ -37,9 +38,15 @@ STOP_WORDS = frozenset(
 
 
 def content_words(text: str, ignore: Iterable[str] = ()) -> frozenset[str]:
+    words = _content_words(text)
+    skip = {fold(word) for word in ignore}
+    return frozenset(words - skip) if skip else words
+
+
+@lru_cache(maxsize=8192)  # the last hour's negative posts are compared with every new batch
+def _content_words(text: str) -> frozenset[str]:
     folded = fold(_NOISE.sub(" ", text))
-    skip = STOP_WORDS | {fold(word) for word in ignore}
-    return frozenset(word for word in _WORD.findall(folded) if word not in skip)
+    return frozenset(word for word in _WORD.findall(folded) if word not in STOP_WORDS)
 
 
 def similar(a: frozenset[str], b: frozenset[str]) -> bool:

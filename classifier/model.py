@@ -9,7 +9,6 @@ base (the packaged MiniLM for "default", or any Hugging Face name or folder), wi
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,9 @@ class ModelSpec:
     )
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    # Input range of each encoder linear layer on calibration texts, for the int8 encoder
+    # (`classifier.quantize`); written by `tocsin train`. Without it the model runs in fp32.
+    activation_ranges: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, folder: Path) -> ModelSpec:
@@ -240,28 +242,3 @@ def save_model(loaded: LoadedModel, folder: Path, *, trained_layers: list[int]) 
     save_file(delta_state(loaded.model, trained_layers), str(folder / DELTA_FILE))
     loaded.spec.trained_layers = list(trained_layers)
     loaded.spec.write(folder)
-
-
-def quantize_int8(loaded: LoadedModel) -> bool:
-    """Run the encoder's linear layers on int8 weights (dynamic, per output channel).
-
-    The heads stay in float: they are tiny and their outputs are the scores. Returns False (and
-    leaves the model as it was) where this torch build has no quantized CPU engine.
-    """
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    engines = torch.backends.quantized.supported_engines
-    if not any(engine in engines for engine in ("x86", "fbgemm", "qnnpack")):
-        return False
-    with warnings.catch_warnings():
-        # Eager-mode quantisation is deprecated in favour of torchao, which is not a dependency.
-        warnings.simplefilter("ignore")
-        try:
-            quantized = quantize_dynamic(
-                loaded.model.encoder, {nn.Linear: per_channel_dynamic_qconfig}, inplace=False
-            )
-        except (RuntimeError, AssertionError):
-            return False
-    loaded.model.encoder = quantized
-    loaded.model.eval()
-    return True

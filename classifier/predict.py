@@ -3,8 +3,7 @@
 Three entry points:
 - `Scorer.predict(text_or_texts)`: the heads' judgements for one text or many;
 - `score_jsonl(...)`: the batch contract (`tocsin score --input posts.jsonl --output out.jsonl`);
-- `score_pending(settings=..., limit=...)`: unscored mentions in the database -> Score rows
-  (and cases through `triage.intake`), used by `tocsin score` and the service.
+- the database mode (unscored mentions -> Score rows and cases) is `classifier.pending`.
 """
 
 from __future__ import annotations
@@ -14,18 +13,19 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, overload
 
 import torch
 
 from classifier.buzz import BuzzInputs, BuzzRisk, buzz_risk, classify_profile, text_threats
-from classifier.cluster import WINDOW, NegativePost, content_words, count_similar
+from classifier.cluster import NegativePost, content_words, count_similar
 from classifier.labels import SENTIMENT, URGENCY, URGENCY_WEIGHTS
-from classifier.model import DEFAULT_ENCODER, LoadedModel, load_model, quantize_int8
+from classifier.model import DEFAULT_ENCODER, LoadedModel, load_model
+from classifier.quantize import quantize_static, ranges_from_json
 from classifier.text import normalise
-from tocsin.config import BuzzConfig, ModelConfig, Settings
+from tocsin.config import BuzzConfig, ModelConfig
 
 Progress = Callable[[int], None]  # called with the number of posts just finished
 
@@ -111,19 +111,30 @@ class Scorer:
                     {"input_ids": [encoded[i] for i in picked]}, return_tensors="pt"
                 )
                 logits = self.loaded.model(batch["input_ids"], batch["attention_mask"])
-                for row, index in enumerate(picked):
-                    results[index] = _decode({head: values[row] for head, values in logits.items()})
+                for index, scores in zip(picked, _decode_batch(logits), strict=True):
+                    results[index] = scores
                 if progress is not None:
                     progress(len(picked))
         return [result for result in results if result is not None]
 
 
-def _decode(logits: dict[str, torch.Tensor]) -> TextScores:
-    sentiment = torch.softmax(logits["sentiment"].float(), -1).tolist()
-    urgency = torch.softmax(logits["urgency"].float(), -1).tolist()
-    complaint = torch.softmax(logits["complaint"].float(), -1).tolist()
-    severity = torch.softmax(logits["severity"].float(), -1).tolist()
-    complaint_score = complaint[1]
+def _decode_batch(logits: dict[str, torch.Tensor]) -> list[TextScores]:
+    """The heads' logits for a batch -> one TextScores per row (softmax once per head)."""
+    probs = {head: torch.softmax(values.float(), -1).tolist() for head, values in logits.items()}
+    return [
+        _decode(
+            probs["sentiment"][row],
+            probs["urgency"][row],
+            probs["complaint"][row][1],
+            probs["severity"][row],
+        )
+        for row in range(len(probs["sentiment"]))
+    ]
+
+
+def _decode(
+    sentiment: list[float], urgency: list[float], complaint_score: float, severity: list[float]
+) -> TextScores:
     is_complaint = complaint_score >= 0.5
     # Severity only describes complaints: the most likely of 1-4 when it is one, else 0.
     level = 1 + max(range(4), key=lambda i: severity[i + 1]) if is_complaint else 0
@@ -160,7 +171,9 @@ def get_scorer(config: ModelConfig) -> Scorer:
             )
         else:
             loaded = load_model()
-        quantized = config.precision == "int8" and quantize_int8(loaded)
+        quantized = config.precision == "int8" and quantize_static(
+            loaded, ranges_from_json(loaded.spec.activation_ranges)
+        )
         _SCORERS[key] = Scorer(
             loaded,
             batch_size=config.batch_size,
@@ -465,166 +478,6 @@ def score_jsonl(
             summary.error_lines.append(number)
         sink.write(json.dumps(record, ensure_ascii=False) + "\n")
     return summary
-
-
-# ----------------------------------------------------------------------------- database mode
-
-
-def score_pending(
-    *,
-    settings: Settings | None = None,
-    limit: int = 256,
-    scorer: Scorer | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Score up to `limit` unscored mentions; write Score rows; open or update cases.
-
-    Returns how many mentions were scored (fewer than `limit` means the backlog is empty).
-    """
-    from storage import queries
-    from storage.db import session_scope
-    from tocsin.config import get_settings
-    from triage.intake import intake_batch
-
-    settings = settings or get_settings()
-    scorer = scorer or get_scorer(settings.model)
-    buzz_config = settings.model.buzz
-    now = now or datetime.now(UTC)
-    # Read, then think with no transaction open, then write in one short transaction: on SQLite a
-    # writer holds the only write lock, and the collectors and the board must not wait for the
-    # model or the clustering.
-    with session_scope(read_only=True) as session:
-        mentions = queries.unscored_mentions(session, limit=limit)
-        if not mentions:
-            return 0
-        authors = queries.authors_by_id(session, ids=[m.author_id for m in mentions if m.author_id])
-        moments = [m.created_at or m.collected_at or now for m in mentions]
-        recent = queries.recent_negative_mentions(
-            session, since=min(moments) - WINDOW, until=max(moments)
-        )
-        paces = queries.engagement_samples(
-            session, brand_ids={m.brand_id for m in mentions}, since=now - timedelta(days=7)
-        )
-    texts = [m.clean_text or m.text or m.title or "" for m in mentions]
-    text_scores = scorer.predict(texts)
-
-    # Clustering: negative posts of the same brand from the database and from this batch.
-    pools: dict[int | None, list[NegativePost]] = {}
-    for other in recent:
-        other_at = other.created_at or other.collected_at
-        bag = content_words(other.clean_text or other.text or "")
-        pools.setdefault(other.brand_id, []).append(NegativePost(other.id, other_at, bag))
-    words = [content_words(text) for text in texts]
-    for mention, scores, at, bag in zip(mentions, text_scores, moments, words, strict=True):
-        if scores.sentiment == "negative":
-            pools.setdefault(mention.brand_id, []).append(NegativePost(mention.id, at, bag))
-    for pool in pools.values():
-        pool.sort(key=lambda item: item.at)
-    pool_times = {brand: [item.at for item in pool] for brand, pool in pools.items()}
-    usual = {
-        brand_id: usual_pace(rates, buzz_config.usual_engagement_per_minute)
-        for brand_id, rates in paces.items()
-    }
-
-    values = []
-    for mention, text, scores, at, bag in zip(
-        mentions, texts, text_scores, moments, words, strict=True
-    ):
-        assert mention.id is not None
-        author = authors.get(mention.author_id) if mention.author_id else None
-        similar = count_similar(
-            mention.id, at, bag, pools.get(mention.brand_id, []), pool_times.get(mention.brand_id)
-        )
-        buzz = buzz_for(
-            text,
-            scores,
-            _context(mention, author),
-            similar=similar,
-            usual=usual.get(mention.brand_id, buzz_config.usual_engagement_per_minute),
-            config=buzz_config,
-        )
-        values.append(ScoreValues.of(mention.id, scorer.version, scores, buzz, now))
-
-    with session_scope() as session:
-        existing = queries.scores_for_version(
-            session,
-            mention_ids=[value.mention_id for value in values],
-            model_version=scorer.version,
-        )
-        priorities = intake_batch(
-            session, items=list(zip(mentions, values, strict=True)), settings=settings
-        )
-        new, changed = [], []
-        for value in values:
-            value.priority = priorities.get(value.mention_id, 0.0)
-            row = dict(vars(value))
-            if value.mention_id in existing:
-                changed.append({**row, "id": existing[value.mention_id].id})
-            else:
-                new.append(row)
-        queries.write_scores(session, new=new, changed=changed)
-        queries.mark_mentions_scored(session, mention_ids=[value.mention_id for value in values])
-    return len(mentions)
-
-
-def _context(mention: Any, author: Any) -> PostContext:
-    return PostContext(
-        followers=(author.followers or 0) if author else 0,
-        verified=bool(author and author.verified),
-        bio=author.bio if author else None,
-        handle=author.handle if author else None,
-        vip=bool(author and author.vip),
-        journalist=bool(author and author.journalist),
-        likes=mention.likes or 0,
-        reposts=mention.reposts or 0,
-        replies=mention.replies or 0,
-        created_at=mention.created_at,
-        observed_at=mention.engagement_observed_at or mention.collected_at,
-    )
-
-
-@dataclass
-class ScoreValues:
-    """One Score row before it is written (the columns of `storage.models.Score`)."""
-
-    mention_id: int
-    model_version: str
-    sentiment_label: str
-    sentiment_negative: float
-    sentiment_neutral: float
-    sentiment_positive: float
-    urgency_tier: str
-    urgency_score: float
-    is_complaint: bool
-    complaint_score: float
-    complaint_severity: int
-    buzz_risk: float
-    buzz_tier: str
-    buzz_reasons: list[str]
-    scored_at: datetime
-    priority: float = 0.0
-
-    @classmethod
-    def of(
-        cls, mention_id: int, version: str, scores: TextScores, buzz: BuzzRisk, now: datetime
-    ) -> ScoreValues:
-        return cls(
-            mention_id=mention_id,
-            model_version=version,
-            sentiment_label=scores.sentiment,
-            sentiment_negative=scores.sentiment_scores["negative"],
-            sentiment_neutral=scores.sentiment_scores["neutral"],
-            sentiment_positive=scores.sentiment_scores["positive"],
-            urgency_tier=scores.urgency,
-            urgency_score=scores.urgency_score,
-            is_complaint=scores.is_complaint,
-            complaint_score=scores.complaint_score,
-            complaint_severity=scores.severity,
-            buzz_risk=buzz.score,
-            buzz_tier=buzz.tier,
-            buzz_reasons=list(buzz.reasons),
-            scored_at=now,
-        )
 
 
 def score_file(

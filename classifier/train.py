@@ -34,6 +34,7 @@ from classifier.model import (
     new_model,
     save_model,
 )
+from classifier.quantize import calibrate, ranges_to_json
 from classifier.text import normalise
 
 Log = Callable[[str], None]
@@ -395,9 +396,26 @@ def train(
         "seconds": round(time.monotonic() - started),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    log("measuring activation ranges for the int8 encoder")
+    loaded.spec.activation_ranges = ranges_to_json(
+        calibrate(loaded, calibration_texts(train_items, rng))
+    )
     save_model(loaded, out_dir, trained_layers=trained_layers)
     log(f"wrote {out_dir} (version {version})")
     return TrainResult(out_dir, version, best_metrics, history)
+
+
+def calibration_texts(items: Sequence[_Item], rng: random.Random, count: int = 1000) -> list[str]:
+    """A sample of the training texts, every source represented (languages, platforms)."""
+    by_group: dict[str, list[str]] = {}
+    for item in items:
+        by_group.setdefault(item.group, []).append(item.key)
+    share = max(count // max(len(by_group), 1), 1)
+    texts: list[str] = []
+    for group in sorted(by_group):
+        keys = by_group[group]
+        texts.extend(rng.sample(keys, min(share, len(keys))))
+    return texts
 
 
 def _summary(metrics: dict[str, Any]) -> list[str]:

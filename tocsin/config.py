@@ -207,8 +207,9 @@ class ServiceConfig(_Section):
     lock_lease_seconds: int = Field(default=120, ge=5)  # renewed while a job runs
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     workers: int = Field(default=4, ge=1)
-    # Small batches: on SQLite a batch holds the write lock while the model runs.
-    score_batch: int = Field(default=64, ge=1)
+    # Mentions read per scoring call: sorted by length inside it (less padding), written in one
+    # short transaction after the model has run (no lock is held meanwhile).
+    score_batch: int = Field(default=512, ge=1)
     # Posts scored per pipeline round before routing and alerts run; a burst goes round again.
     score_per_run: int = Field(default=512, ge=1)
 
@@ -229,7 +230,7 @@ class ModelConfig(_Section):
     # Anything else is a Hugging Face model name or a folder.
     encoder: str = "default"
     weights: str | None = None  # a model folder written by `tocsin train`
-    batch_size: int = 64
+    batch_size: int = 32  # posts per forward pass, after sorting by length (less padding)
     max_length: int = 128
     threads: int | None = None
     # int8: the encoder's linear layers run on 8-bit weights (per-channel), about 1.5x faster on

@@ -245,19 +245,19 @@ def sync_configuration(settings: Settings) -> None:
 
 
 def _score(ctx: JobContext) -> str:
-    from classifier.predict import score_pending
+    from classifier.pending import score_backlog
 
-    batch = ctx.settings.service.score_batch
-    total = 0
-    while True:
-        ctx.check_stop()
-        done = score_pending(settings=ctx.settings, limit=batch)
-        total += done
-        if done < batch:
-            return f"scored {total} mentions"
-        if total >= ctx.settings.service.score_per_run:
-            ctx.backlog = True
-            return f"scored {total} mentions, more waiting (the pipeline goes round again)"
+    per_run = ctx.settings.service.score_per_run
+    total = score_backlog(
+        settings=ctx.settings,
+        batch=ctx.settings.service.score_batch,
+        limit=per_run,
+        between=lambda _done: ctx.check_stop(),
+    )
+    if total >= per_run:
+        ctx.backlog = True
+        return f"scored {total} mentions, more waiting (the pipeline goes round again)"
+    return f"scored {total} mentions"
 
 
 def _incidents(ctx: JobContext) -> str:

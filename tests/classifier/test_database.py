@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import select
 
 from classifier.model import load_model
-from classifier.predict import Scorer, score_pending
+from classifier.pending import score_backlog, score_pending
+from classifier.predict import Scorer
 from storage.db import session_scope
 from storage.models import Author, Case, Feedback, Mention, Score
 from tests.classifier.conftest import pin_negative
@@ -155,3 +156,27 @@ def test_feedback_rows_become_training_examples(db_url: str) -> None:
         assert queries.feedback_examples(session) == [
             ("they refunded me within the hour", "en", "sentiment", "positive")
         ]
+
+
+def test_the_backlog_is_scored_in_overlapping_batches_without_losing_clusters(
+    db_url: str, settings: Settings, negative_scorer: Scorer
+) -> None:
+    """Batch n+1 is read while batch n is still being written: its negatives are carried over."""
+    with session_scope() as session:
+        for n in range(1, 8):
+            session.add(_mention(n, f"card payment refused, terminal outage in shop {n}"))
+            session.flush()
+    progress: list[int] = []
+    done = score_backlog(
+        settings=settings, batch=2, limit=6, scorer=negative_scorer, between=progress.append
+    )
+    assert done == 6 and progress == [2, 4, 6]
+    with session_scope() as session:
+        mentions = {m.external_id: m for m in session.exec(select(Mention))}
+        scores = {s.mention_id: s for s in session.exec(select(Score))}
+    assert not mentions["m7"].scored and len(scores) == 6
+    # m6 came in the third batch, read before the second was written: m1-m5 all count.
+    sixth = scores[mentions["m6"].id or 0]
+    assert "5 similar negative posts in the last hour" in sixth.buzz_reasons
+    assert score_backlog(settings=settings, batch=2, scorer=negative_scorer) == 1
+    assert score_backlog(settings=settings, batch=2, scorer=negative_scorer) == 0

@@ -42,8 +42,11 @@ def score(
         typer.Option("--output", "-o", help="Where to write the scores ('-' for standard output)."),
     ] = None,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Mentions per database batch.")
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--batch", min=1, help="Mentions per database batch [default: service.score_batch]."
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Stop after this many mentions.")
     ] = None,
@@ -56,7 +59,7 @@ def score(
         if input is not None or output is not None:
             _score_file(input, output, settings)
         else:
-            _score_database(settings, batch=batch, limit=limit)
+            _score_database(settings, batch=batch or settings.service.score_batch, limit=limit)
     except ModelError as exc:
         raise UserError(str(exc)) from None
 
@@ -103,7 +106,8 @@ def _score_file(input: Path | None, output: Path | None, settings: object) -> No
 
 
 def _score_database(settings: object, *, batch: int, limit: int | None) -> None:
-    from classifier.predict import get_scorer, score_pending
+    from classifier.pending import score_backlog
+    from classifier.predict import get_scorer
     from storage import db as storage_db
     from storage import queries
     from tocsin.config import Settings
@@ -118,13 +122,13 @@ def _score_database(settings: object, *, batch: int, limit: int | None) -> None:
         console.print("Nothing to score: every mention has a score.")
         return
     scorer = get_scorer(settings.model)
-    done = 0
     with _progress(console) as bar:
         task = bar.add_task("Scoring mentions", total=total)
-        while done < total:
-            count = score_pending(settings=settings, limit=min(batch, total - done), scorer=scorer)
-            if count == 0:
-                break
-            done += count
-            bar.update(task, completed=done)
+        done = score_backlog(
+            settings=settings,
+            batch=batch,
+            limit=total,
+            scorer=scorer,
+            between=lambda finished: bar.update(task, completed=finished),
+        )
     console.print(f"Scored {done} mention(s) with model {scorer.version}.")

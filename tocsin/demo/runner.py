@@ -94,7 +94,7 @@ class Demo:
 
     def replay_backlog(self, settings: tocsin_config.Settings) -> None:
         """The past week: written to the feeds, collected, scored, and given a handling history."""
-        from classifier.predict import score_pending
+        from classifier.pending import score_backlog
         from collectors.crawl import run_crawls
         from triage.incidents import update_incidents
 
@@ -108,9 +108,7 @@ class Demo:
         self.echo(f"Demo: {backlog} posts from the past week written to the replay feeds.")
         for summary in run_crawls(settings=settings):
             self.echo(f"  collected {summary.source}: {summary.status} {summary.message or ''}")
-        scored = 0
-        while (done := score_pending(settings=settings, limit=256)) > 0:
-            scored += done
+        scored = score_backlog(settings=settings, batch=settings.service.score_batch)
         with session_scope() as session:
             update_incidents(session, now=start)
             handled = add_history(
