@@ -72,8 +72,11 @@ def burst(count: int) -> list[str]:
     return [json.dumps(line, ensure_ascii=False) + "\n" for line in lines]
 
 
-def tree_rss(root_pids: list[int]) -> int:
-    """Resident memory (bytes) of the given processes and all their descendants."""
+def tree_rss(root_pids: list[int], parts: dict[str, int] | None = None) -> int:
+    """Resident memory (bytes) of the given processes and all their descendants.
+
+    `parts`, if given, receives each process's share by its command line (first 60 characters).
+    """
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -88,7 +91,12 @@ def tree_rss(root_pids: list[int]) -> int:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+                    size = int(line.split()[1]) * 1024
+                    total += size
+                    if parts is not None:
+                        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                        name = f"{pid} {command.decode(errors='replace')[:60]}"
+                        parts[name] = size
         except OSError:
             continue
     return total
@@ -118,11 +126,17 @@ def main() -> None:
     storage_db.dispose()
     demo.start_processes()
     peak = {"rss": 0}
+    peak_parts: dict[str, int] = {}
     sampling = threading.Event()
 
     def sample() -> None:
         while not sampling.is_set():
-            peak["rss"] = max(peak["rss"], tree_rss([c.pid for c in demo.children]))
+            parts: dict[str, int] = {}
+            total = tree_rss([c.pid for c in demo.children], parts)
+            if total > peak["rss"]:
+                peak["rss"] = total
+                peak_parts.clear()
+                peak_parts.update(parts)
             time.sleep(0.5)
 
     threading.Thread(target=sample, daemon=True).start()
@@ -167,7 +181,9 @@ def main() -> None:
     for name, seconds in sorted(marks.items(), key=lambda item: item[1]):
         beyond = seconds - args.collect_seconds
         print(f"  {name:22} {seconds:7.1f} s after the burst ({beyond:+.1f} s beyond the interval)")
-    print(f"  peak resident memory of the stack: {peak['rss'] / 2**20:,.0f} MiB")
+    print(f"  peak resident memory of the stack: {peak['rss'] / 2**20:,.0f} MiB, of which:")
+    for name, size in sorted(peak_parts.items(), key=lambda item: -item[1]):
+        print(f"    {size / 2**20:7,.0f} MiB  {name}")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def run(
 
     Several hosts can run it against one PostgreSQL: a job runs on one of them at a time.
     """
-    from tocsin.service import Service, ShutdownTimeout, describe
+    from tocsin.service import Service, ShutdownTimeout, describe, limit_allocator_arenas
 
+    limit_allocator_arenas()
     settings = get_settings()  # a configuration error stops here, with exit status 1
     storage_db.configure(settings.resolved_database_url)
     if status:

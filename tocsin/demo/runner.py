@@ -58,6 +58,8 @@ class Demo:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
         env["TOCSIN_CONFIG"] = str(self.config_path.resolve())
         env["TOCSIN_DATA_DIR"] = str(self.options.demo_dir.resolve())
+        # Fewer malloc arenas from the start (see tocsin.service.limit_allocator_arenas).
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         return env
 
     def prepare(self) -> tocsin_config.Settings:
