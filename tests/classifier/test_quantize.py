@@ -6,11 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-import torch
 
 from classifier.model import ModelSpec, load_model
 from classifier.predict import Scorer, get_scorer
-from classifier.quantize import calibrate, encoder_linears, quantize_static, ranges_from_json
+from classifier.quantize import (
+    StaticInt8Linear,
+    calibrate,
+    encoder_linears,
+    quantize_static,
+    ranges_from_json,
+)
 from tests.classifier.conftest import TRAIN_TEXTS
 from tocsin.config import ModelConfig
 
@@ -57,9 +62,14 @@ def test_precision_setting_and_model_version(tiny_model: Path, tiny_encoder: str
 
     assert scorer("int8").version == "tiny-test-1+int8"
     assert scorer("fp32").version == "tiny-test-1"
-    assert any(
-        isinstance(module, torch.nn.Linear) for module in scorer("fp32").loaded.model.modules()
-    )
+
+    def swapped(precision: Literal["int8", "fp32"]) -> int:
+        encoder = scorer(precision).loaded.model.encoder
+        return sum(isinstance(module, StaticInt8Linear) for module in encoder.modules())
+
+    # Every linear layer of the transformer blocks runs on int8, or none does.
+    assert swapped("int8") == len(encoder_linears(load_model(tiny_model))) > 0
+    assert swapped("fp32") == 0
 
 
 def test_a_model_without_ranges_runs_in_fp32(tiny_model: Path, tmp_path: Path) -> None:
